@@ -1,0 +1,213 @@
+"""Reading the marks: which face was circled (or ticked, crossed, coloured in), which boxes ticked.
+
+Works on a registered pass resampled to the template frame at `READ_PX_PER_MM`. Ink is
+what is darker than the template's blank rendering expects at that spot: paper is
+normalised by a background estimate (uneven light, grey or colour scans), the faces' tinted
+fill by its observed level, and dark print is ignored. Each face zone yields an ink area in
+square millimetres of the template (not pixels of one resolution), the angular coverage of
+ink around the face (a ring) and the density of ink around it (scribbling out). The
+decision keeps a margin: a clear single mark is accepted; anything less is sent to review,
+with the reason and the raw scores kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from exitscan.reference import Reference
+from exitscan.template import FACE_NAMES, Face, RatingRow, Rect
+
+#: A face at the template's usual size (radius 8.5 mm) is marked with at least this much
+#: ink (mm^2); a pencil tick is ~6-10, a circle ~25-60, colouring-in ~100+. Scaled by face
+#: size for smaller faces.
+MARKED_MM2 = 4.0
+#: Below this a zone counts as clean (dust, JPEG noise, a stray dot).
+CLEAN_MM2 = 1.2
+#: The strongest face must have this many times the ink of the next one to be accepted.
+MIN_RATIO = 4.0
+#: Ink around a face (outside it) this dense is scribbling-out, not a circle.
+SCRIBBLE_DENSITY = 0.22
+#: Darker than the expected level by this fraction counts as ink.
+INK_CONTRAST = 0.22
+NOMINAL_RADIUS = 8.5
+
+
+@dataclass(frozen=True)
+class FaceScore:
+    face: str
+    ink_mm2: float  # ink in the face's zone
+    inner: float  # fraction of the face's fill that is inked
+    ring: float  # angular coverage (0-1) of ink around the face
+    density: float  # fraction of the space around the face that is inked
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "ink_mm2": round(self.ink_mm2, 2),
+            "inner": round(self.inner, 3),
+            "ring": round(self.ring, 3),
+            "density": round(self.density, 3),
+        }
+
+
+@dataclass(frozen=True)
+class RowReading:
+    rating: str  # green | orange | red | none | multiple
+    confident: bool  # False: a person should look
+    reason: str  # plain words, empty when confident
+    confidence: float  # 0-1
+    scores: tuple[FaceScore, FaceScore, FaceScore]
+
+
+@dataclass(frozen=True)
+class TickReading:
+    ticked: tuple[int, ...]  # 0-based option indices
+    unclear: tuple[int, ...]
+    fill: tuple[float, ...]  # inked fraction inside each box
+
+
+def ink_map(pass_img: np.ndarray, ref: Reference) -> np.ndarray:
+    """Normalise a registered pass: (rows, cols) float32, 1.0 = its paper.
+
+    ``pass_img`` is the pass warped to the reference's frame and scale, uint8.
+    """
+    img = pass_img.astype(np.float32)
+    # Paper level from a coarse max filter: wider than a face, so colouring-in is not paper.
+    h, w = img.shape
+    f = 1.0 / ref.px_per_mm
+    small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    bg = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (25, 25)))
+    bg = cv2.GaussianBlur(bg, (0, 0), 6)
+    bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+    return img / np.maximum(bg, 8.0)
+
+
+def _zone_slices(zone: Rect, ref: Reference) -> tuple[slice, slice]:
+    s = ref.px_per_mm
+    y0, y1 = max(0, int(zone.y * s)), min(ref.lum.shape[0], int(np.ceil(zone.bottom * s)))
+    x0, x1 = max(0, int(zone.x * s)), min(ref.lum.shape[1], int(np.ceil(zone.right * s)))
+    return slice(y0, y1), slice(x0, x1)
+
+
+def _fill_calibration(norm: np.ndarray, ref: Reference, row: RatingRow) -> float:
+    """How much darker (or lighter) the faces' tinted fill prints than the reference expects.
+
+    The median over the three faces of observed/expected fill level: one coloured-in face
+    does not move it.
+    """
+    ratios = []
+    s = ref.px_per_mm
+    for f in row.faces:
+        ys, xs = _zone_slices(f.zone, ref)
+        yy, xx = np.mgrid[ys, xs]
+        d = np.hypot(xx / s - f.centre[0], yy / s - f.centre[1])
+        fill = (d < f.radius * 0.85) & ~ref.printed[ys, xs]
+        if fill.sum() < 10:
+            continue
+        obs = float(np.percentile(norm[ys, xs][fill], 60))
+        exp = float(np.median(ref.lum[ys, xs][fill]))
+        ratios.append(obs / max(exp, 0.05))
+    return float(np.median(ratios)) if ratios else 1.0
+
+
+def score_face(norm: np.ndarray, ref: Reference, face: Face, fill_k: float) -> FaceScore:
+    ys, xs = _zone_slices(face.zone, ref)
+    s = ref.px_per_mm
+    n = norm[ys, xs]
+    lum = ref.lum[ys, xs]
+    printed = ref.printed[ys, xs]
+    yy, xx = np.mgrid[ys, xs]
+    dx, dy = xx / s - face.centre[0], yy / s - face.centre[1]
+    d = np.hypot(dx, dy)
+    inside = d < face.radius
+    # Expected level: paper is 1.0; inside the face the tinted fill, as printed on this pass.
+    expected = np.where(inside, np.minimum(lum * fill_k, 1.0), 1.0)
+    ink = (n < expected * (1.0 - INK_CONTRAST)) & ~printed
+    # Drop isolated specks (JPEG noise, dust): keep pixels with an inked neighbour.
+    ink_u8 = ink.astype(np.uint8)
+    neighbours = cv2.filter2D(ink_u8, -1, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT)
+    ink &= neighbours >= 3
+    ink_mm2 = float(ink.sum()) / (s * s)
+    fill_px = inside & ~printed
+    inner = float(ink[fill_px].mean()) if fill_px.any() else 0.0
+    around = (d >= face.radius + 0.6) & (d <= face.radius + 6.0) & ~printed
+    density = float(ink[around].mean()) if around.any() else 0.0
+    ring_px = ink & (d >= face.radius * 0.9)
+    if ring_px.any():
+        ang = np.arctan2(dy[ring_px], dx[ring_px])
+        bins = np.bincount(((ang + np.pi) / (2 * np.pi) * 24).astype(int) % 24, minlength=24)
+        ring = float((bins >= 2).mean())
+    else:
+        ring = 0.0
+    return FaceScore(face.name, ink_mm2, inner, ring, density)
+
+
+def read_row(norm: np.ndarray, ref: Reference, row: RatingRow) -> RowReading:
+    """Decide which face of a row was marked, with a margin; unsure means review."""
+    k = _fill_calibration(norm, ref, row)
+    scores = tuple(score_face(norm, ref, f, k) for f in row.faces)
+    size = row.faces[0].radius / NOMINAL_RADIUS
+    marked_t = MARKED_MM2 * max(size, 0.45)
+    clean_t = CLEAN_MM2 * max(size, 0.6)
+    inks = [sc.ink_mm2 for sc in scores]
+    order = sorted(range(3), key=lambda i: -inks[i])
+    marked = [i for i in range(3) if inks[i] >= marked_t]
+    unclear = [i for i in range(3) if clean_t <= inks[i] < marked_t]
+    top, second = inks[order[0]], inks[order[1]]
+    conf_strength = min(1.0, top / (3 * marked_t))
+    conf_margin = 1.0 - second / top if top > 0 else 0.0
+
+    if not marked and not unclear:
+        return RowReading("none", False, "nothing marked", 0.9, scores)  # type: ignore[arg-type]
+    if not marked:
+        names = " and ".join(FACE_NAMES[i] for i in unclear)
+        return RowReading(
+            "none", False, f"only a faint mark near {names}", round(0.3 * conf_strength, 2), scores  # type: ignore[arg-type]
+        )
+    if len(marked) == 1:
+        i = marked[0]
+        if not unclear and top >= MIN_RATIO * max(second, clean_t * 0.5):
+            conf = round(0.5 + 0.5 * min(conf_strength, conf_margin), 2)
+            return RowReading(FACE_NAMES[i], True, "", conf, scores)  # type: ignore[arg-type]
+        others = " and ".join(FACE_NAMES[j] for j in unclear) or FACE_NAMES[order[1]]
+        return RowReading(
+            FACE_NAMES[i],
+            False,
+            f"{FACE_NAMES[i]} is marked, but there is also a smaller mark near {others}",
+            round(0.5 * conf_margin, 2),
+            scores,  # type: ignore[arg-type]
+        )
+    # Two or three faces marked: a correction (all but one scribbled out), or several.
+    scribbled = [i for i in marked if scores[i].density >= SCRIBBLE_DENSITY]
+    kept = [i for i in marked if i not in scribbled]
+    if len(kept) == 1 and scribbled:
+        i = kept[0]
+        gone = " and ".join(FACE_NAMES[j] for j in scribbled)
+        return RowReading(
+            FACE_NAMES[i],
+            False,
+            f"{gone} scribbled out and {FACE_NAMES[i]} marked: check the reading",
+            0.5,
+            scores,  # type: ignore[arg-type]
+        )
+    names = " and ".join(FACE_NAMES[j] for j in marked)
+    return RowReading("multiple", False, f"more than one face marked ({names})", 0.8, scores)  # type: ignore[arg-type]
+
+
+def read_ticks(norm: np.ndarray, ref: Reference, boxes: tuple[Rect, ...], n: int) -> TickReading:
+    """Which of the first ``n`` tick boxes hold a mark (the inside of each box, its print excluded)."""
+    fills = []
+    ticked, unclear = [], []
+    for j, b in enumerate(boxes[:n]):
+        inner = Rect(b.x + 0.5, b.y + 0.5, b.w - 1.0, b.h - 1.0)
+        ys, xs = _zone_slices(inner, ref)
+        ink = (norm[ys, xs] < 1.0 - INK_CONTRAST) & ~ref.printed[ys, xs]
+        frac = float(ink.mean()) if ink.size else 0.0
+        fills.append(round(frac, 3))
+        if frac >= 0.10:
+            ticked.append(j)
+        elif frac >= 0.035:
+            unclear.append(j)
+    return TickReading(tuple(ticked), tuple(unclear), tuple(fills))

@@ -1,0 +1,243 @@
+"""Reading one page: a pure step from a page image to a small, typed result.
+
+`read_page` registers every pass on the page, identifies it from its QR code, reads the
+faces (and criteria rows, tick boxes), cuts the handwriting crops, and returns a
+`PageResult`. It writes nothing: the parent process collects results and alone writes
+files. Every decision keeps its evidence (scores, residuals) for tuning and for review.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from exitscan import payload
+from exitscan.identify import read_code
+from exitscan.marks import RowReading, TickReading, ink_map, read_row, read_ticks
+from exitscan.reference import READ_PX_PER_MM, reference
+from exitscan.register import Incomplete, Registration, find_markers, page_ink_fraction, register_page, warp
+from exitscan.template import CORNERS, FACE_NAMES, Rect, Template, available_templates, load_template, template_by_code
+
+#: A page with less than this fraction of clearly dark pixels (and no markers) is blank.
+BLANK_INK_FRACTION = 0.0015
+#: Registration residual (mm) above which the reading is sent to review.
+MAX_RESIDUAL_MM = 0.9
+#: Handwriting crops are cut at this resolution (~200 dpi): legible, and small.
+CROP_PX_PER_MM = 8.0
+
+# Review reasons the export and the review tools recognise.
+SPARE_REASON = "spare pass: name to confirm"
+
+
+@dataclass(frozen=True)
+class Problem:
+    source: str
+    page: int
+    kind: str  # unreadable | blank | not-a-pass | duplicate | unsupported
+    message: str
+
+
+@dataclass(frozen=True)
+class PassResult:
+    source: str
+    page: int
+    position: int  # 1-based, reading order on the page
+    code: payload.PassCode | None
+    template: str
+    rating: str
+    row_ratings: tuple[str, ...]  # per criterion (criteria template), else empty
+    ticks: tuple[int, ...]  # 0-based option indices ticked
+    confidence: float
+    status: str  # ok | review
+    reason: str
+    residual_mm: float
+    corners_found: int
+    scores: dict = field(default_factory=dict)  # raw evidence, JSON-able
+    writing_png: bytes = b""
+    name_png: bytes = b""
+
+
+@dataclass(frozen=True)
+class PageResult:
+    source: str
+    page: int
+    passes: tuple[PassResult, ...]
+    problems: tuple[Problem, ...]
+    seconds: float
+    debug_png: bytes = b""
+
+
+_SEVERITY = {"green": 0, "orange": 1, "red": 2}
+
+
+def _overall(rows: list[RowReading]) -> str:
+    ratings = [r.rating for r in rows]
+    if "multiple" in ratings:
+        return "multiple"
+    faces = [r for r in ratings if r in _SEVERITY]
+    if not faces:
+        return "none"
+    return max(faces, key=lambda r: _SEVERITY[r])
+
+
+def _guess_template(gray: np.ndarray, reg: Registration) -> Template:
+    """Which template a pass is, when its code can't say: the best match with each blank."""
+    best, best_score = None, -2.0
+    for name in available_templates():
+        ref = reference(name)
+        t = ref.template
+        seen = warp(gray, reg, 0, 0, t.size[0], t.size[1], 1.0)
+        a = seen.astype(np.float32) - seen.mean()
+        b = ref.small.astype(np.float32) - ref.small.mean()
+        score = float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-6))
+        if score > best_score:
+            best, best_score = t, score
+    assert best is not None
+    return best
+
+
+def _png(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    return buf.tobytes() if ok else b""
+
+
+def _crop(gray: np.ndarray, reg: Registration, box: Rect) -> bytes:
+    return _png(warp(gray, reg, box.x, box.y, box.w, box.h, CROP_PX_PER_MM))
+
+
+def read_pass(gray: np.ndarray, reg: Registration, source: str, page: int, position: int) -> PassResult:
+    """Identify and read one registered pass."""
+    ident = read_code(gray, reg, template_by_code("C"))
+    code = ident.code
+    reasons: list[str] = []
+    if code is None:
+        template = _guess_template(gray, reg)
+        reasons.append(f"{ident.error}: whose pass is it?")
+    else:
+        try:
+            template = template_by_code(code.template)
+        except Exception:  # noqa: BLE001 - a code from a newer exitscan: say so, keep going
+            template = _guess_template(gray, reg)
+            reasons.append(f"the pass code names an unknown template ({code.template})")
+    ref = reference(template.name)
+    t = template
+    seen = warp(gray, reg, 0, 0, t.size[0], t.size[1], READ_PX_PER_MM)
+    norm = ink_map(seen, ref)
+
+    n_rows = 1
+    if t.is_per_criterion:
+        n_rows = code.n_criteria if code is not None and code.n_criteria else t.max_criteria
+        n_rows = max(1, min(n_rows, t.max_criteria))
+    rows = [read_row(norm, ref, t.ratings[i]) for i in range(n_rows)]
+    for i, r in enumerate(rows):
+        if not r.confident:
+            where = f"criterion {i + 1}: " if t.is_per_criterion else ""
+            reasons.append(where + r.reason)
+    ticks = TickReading((), (), ())
+    if t.ticks is not None:
+        ticks = read_ticks(norm, ref, t.ticks.boxes, len(t.ticks.boxes))
+        if ticks.unclear:
+            reasons.append("unclear tick box " + ", ".join(str(j + 1) for j in ticks.unclear))
+    if reg.residual_mm > MAX_RESIDUAL_MM:
+        reasons.append(f"the pass looks warped or creased (fit {reg.residual_mm:.1f} mm): check")
+    if code is not None and code.is_spare:
+        reasons.append(SPARE_REASON)
+
+    rating = _overall(rows) if t.is_per_criterion else rows[0].rating
+    confidence = min(r.confidence for r in rows)
+    scores = {
+        "rows": [[s.as_dict() for s in r.scores] for r in rows],
+        "tick_fill": list(ticks.fill),
+        "residual_mm": round(reg.residual_mm, 3),
+        "px_per_mm": round(reg.px_per_mm, 2),
+        "corners_found": reg.corners_found,
+    }
+    if reg.corners_found < 4:
+        scores["missing_corner"] = [CORNERS[k] for k in reg.missing_corners]
+    return PassResult(
+        source=source,
+        page=page,
+        position=position,
+        code=code,
+        template=t.name,
+        rating=rating,
+        row_ratings=tuple(r.rating for r in rows) if t.is_per_criterion else (),
+        ticks=ticks.ticked,
+        confidence=round(float(confidence), 2),
+        status="review" if reasons else "ok",
+        reason="; ".join(dict.fromkeys(reasons)),
+        residual_mm=round(reg.residual_mm, 3),
+        corners_found=reg.corners_found,
+        scores=scores,
+        writing_png=_crop(gray, reg, t.writing.box),
+        name_png=_crop(gray, reg, t.name_box) if (code is None or code.is_spare) else b"",
+    )
+
+
+def _debug_image(gray: np.ndarray, regs: list[Registration], incomplete: list[Incomplete], results: list[PassResult]) -> bytes:
+    """The page with markers found, each pass's outline and its reading (annotated PNG)."""
+    f = min(1.0, 1400 / max(gray.shape))
+    img = cv2.cvtColor(cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA), cv2.COLOR_GRAY2BGR)
+    for reg, res in zip(regs, results):
+        t = load_template(res.template)
+        inv = reg.to_image()
+        for m in reg.markers:
+            cv2.polylines(img, [np.int32(m.corners * f)], True, (0, 160, 0), 2)
+        quads = [((0, 0), (t.size[0], 0), (t.size[0], t.size[1]), (0, t.size[1]))]
+        for row in t.ratings[: max(1, len(res.row_ratings))]:
+            for face in row.faces:
+                z = face.zone
+                quads.append(((z.x, z.y), (z.right, z.y), (z.right, z.bottom), (z.x, z.bottom)))
+        for q in quads:
+            pts = cv2.perspectiveTransform(np.array([q], dtype=np.float64), inv)[0] * f
+            cv2.polylines(img, [np.int32(pts)], True, (200, 80, 0), 1)
+        org = cv2.perspectiveTransform(np.array([[[15.0, 50.0]]]), inv)[0, 0] * f
+        colour = (0, 140, 0) if res.status == "ok" else (0, 0, 220)
+        label = f"{res.rating} {res.confidence:.2f} {res.status}"
+        cv2.putText(img, label, (int(org[0]), int(org[1])), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)
+    for inc in incomplete:
+        for m in inc.markers:
+            cv2.polylines(img, [np.int32(m.corners * f)], True, (0, 0, 255), 2)
+    return _png(img)
+
+
+def read_page(gray: np.ndarray, source: str, page: int, debug: bool = False) -> PageResult:
+    """Read every pass on one page image ((rows, cols) uint8). Never raises for bad content."""
+    start = time.perf_counter()
+    classic = load_template("classic")
+    markers = find_markers(gray)
+    regs, incomplete = register_page(gray, lambda g: classic, markers)
+    problems: list[Problem] = []
+    results = [read_pass(gray, reg, source, page, i + 1) for i, reg in enumerate(regs)]
+    for inc in incomplete:
+        seen = ", ".join(CORNERS[m.corner] for m in sorted(inc.markers, key=lambda m: m.corner))
+        problems.append(
+            Problem(
+                source,
+                page,
+                "unreadable",
+                f"{source} page {page}: part of a pass was found ({seen} marker only), too little "
+                "to read it safely — is the pass folded, covered or cut off? Rescan it flat.",
+            )
+        )
+    if not regs and not incomplete:
+        if page_ink_fraction(gray) < BLANK_INK_FRACTION:
+            problems.append(Problem(source, page, "blank", f"{source} page {page}: blank page (a duplex back?)"))
+        else:
+            problems.append(
+                Problem(
+                    source,
+                    page,
+                    "not-a-pass",
+                    f"{source} page {page}: no pass markers found — is this an exit pass? "
+                    "(if it is, rescan it: the four black corner squares must be visible)",
+                )
+            )
+    dbg = _debug_image(gray, regs, incomplete, results) if debug else b""
+    return PageResult(source, page, tuple(results), tuple(problems), time.perf_counter() - start, dbg)
+
+
+__all__ = ["PageResult", "PassResult", "Problem", "read_page", "FACE_NAMES"]

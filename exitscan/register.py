@@ -1,0 +1,304 @@
+"""Registration: find the passes on a scanned page and map each into its template's frame.
+
+Markers are found with OpenCV's ArUco detector on a reduced copy of the page (fast), and
+again at full resolution only when the reduced pass leaves a pass incomplete. Markers are
+grouped into passes by their IDs (``4 * group + corner``), so any orientation and several
+passes per page need no extra logic; the same group seen twice on a page (cut slips from
+different sheets) is split by geometry. Each pass gets a homography from image pixels to
+template millimetres, fitted robustly on all corners of its markers; its residual (mm) is
+kept as a quality figure.
+
+Arrays are (rows, cols) uint8 grayscale; points are (x, y) = (col, row) float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from exitscan.template import ARUCO_DICTIONARY, MARKER_GROUPS, Template, marker_role
+
+#: Long side of the reduced copy markers are first looked for in. A4 at ~90 dpi: a marker
+#: (7.5 mm printed) is ~26 px, plenty for 4x4 bits.
+DETECT_LONG_SIDE = 1050
+#: A marker fit worse than this (mm, RMS over corners) is left out of its pass's homography.
+MAX_CORNER_ERROR_MM = 1.5
+
+
+@dataclass(frozen=True)
+class Marker:
+    id: int
+    corners: np.ndarray  # (4, 2) float32, image px, OpenCV order (TL, TR, BR, BL of the marker)
+
+    @property
+    def group(self) -> int:
+        return marker_role(self.id)[0]
+
+    @property
+    def corner(self) -> int:
+        return marker_role(self.id)[1]
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.corners.mean(axis=0)
+
+    @property
+    def side(self) -> float:
+        c = self.corners
+        return float(np.mean([np.linalg.norm(c[i] - c[(i + 1) % 4]) for i in range(4)]))
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One pass found on a page."""
+
+    group: int
+    markers: tuple[Marker, ...]  # those used, 3 or 4
+    homography: np.ndarray  # (3, 3) float64: image px -> template mm
+    residual_mm: float  # RMS of marker corners after the fit
+    px_per_mm: float  # scan resolution at this pass
+
+    @property
+    def corners_found(self) -> int:
+        return len(self.markers)
+
+    @property
+    def missing_corners(self) -> tuple[int, ...]:
+        have = {m.corner for m in self.markers}
+        return tuple(k for k in range(4) if k not in have)
+
+    def to_image(self) -> np.ndarray:
+        """(3, 3) homography from template mm to image px."""
+        return np.linalg.inv(self.homography)
+
+
+@dataclass(frozen=True)
+class Incomplete:
+    """Markers of a pass that are too few to register it (fewer than 3)."""
+
+    group: int
+    markers: tuple[Marker, ...]
+
+
+@lru_cache(maxsize=1)
+def _dictionary():
+    return cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, ARUCO_DICTIONARY))
+
+
+@lru_cache(maxsize=2)
+def _detector(reduced: bool):
+    p = cv2.aruco.DetectorParameters()
+    if reduced:
+        # One narrow band of threshold windows suits the known marker size on the reduced copy.
+        p.adaptiveThreshWinSizeMin = 7
+        p.adaptiveThreshWinSizeMax = 15
+        p.adaptiveThreshWinSizeStep = 4
+    p.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_NONE
+    return cv2.aruco.ArucoDetector(_dictionary(), p)
+
+
+def _detect(gray: np.ndarray, reduced: bool) -> list[Marker]:
+    try:
+        corners, ids, _ = _detector(reduced).detectMarkers(gray)
+    except cv2.error:
+        return []
+    if ids is None:
+        return []
+    out = []
+    for c, i in zip(corners, ids.ravel()):
+        if int(i) < 4 * MARKER_GROUPS:
+            out.append(Marker(int(i), c.reshape(4, 2).astype(np.float32)))
+    return out
+
+
+def _refine(gray: np.ndarray, markers: list[Marker], win: int) -> list[Marker]:
+    if not markers:
+        return markers
+    pts = np.concatenate([m.corners for m in markers]).reshape(-1, 1, 2).astype(np.float32)
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.05)
+    try:
+        cv2.cornerSubPix(gray, pts, (win, win), (-1, -1), crit)
+    except cv2.error:
+        return markers
+    pts = pts.reshape(-1, 4, 2)
+    return [Marker(m.id, p) for m, p in zip(markers, pts)]
+
+
+def find_markers(gray: np.ndarray) -> list[Marker]:
+    """All exitscan markers on a page, corners in ``gray``'s pixels.
+
+    Looks on a reduced copy first; falls back to full resolution when no marker is found
+    or a pass is incomplete, and merges (an ID found twice at one place counts once).
+    """
+    h, w = gray.shape[:2]
+    f = min(1.0, DETECT_LONG_SIDE / max(h, w))
+    markers: list[Marker] = []
+    if f < 0.9:
+        small = cv2.resize(gray, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+        found = _detect(small, reduced=True)
+        markers = [Marker(m.id, m.corners / f) for m in found]
+        markers = _refine(gray, markers, max(2, round(1.5 / f)))
+    if not markers or _incomplete(markers):
+        full = _detect(gray, reduced=False)
+        markers = _merge(markers, full)
+    return markers
+
+
+def _incomplete(markers: list[Marker]) -> bool:
+    groups: dict[int, set[int]] = {}
+    for m in markers:
+        groups.setdefault(m.group, set()).add(m.corner)
+    return any(len(s) < 4 for s in groups.values())
+
+
+def _merge(a: list[Marker], b: list[Marker]) -> list[Marker]:
+    out = list(a)
+    for m in b:
+        if not any(o.id == m.id and np.linalg.norm(o.centre - m.centre) < o.side for o in out):
+            out.append(m)
+    return out
+
+
+def _fit(template: Template, markers: list[Marker]) -> tuple[np.ndarray, float, list[Marker]] | None:
+    """Homography image px -> mm from all marker corners; drops markers that don't fit."""
+    ref = template.marker_corners_mm()
+    ms = list(markers)
+    while len(ms) >= 3:
+        src = np.concatenate([m.corners for m in ms]).astype(np.float64)
+        dst = np.array([p for m in ms for p in ref[m.corner]], dtype=np.float64)
+        H, _ = cv2.findHomography(src, dst, 0)
+        if H is None:
+            return None
+        proj = cv2.perspectiveTransform(src.reshape(-1, 1, 2), H).reshape(-1, 2)
+        err = np.linalg.norm(proj - dst, axis=1).reshape(len(ms), 4)
+        per_marker = np.sqrt((err**2).mean(axis=1))
+        worst = int(np.argmax(per_marker))
+        if per_marker[worst] <= MAX_CORNER_ERROR_MM:
+            return H, float(np.sqrt((err**2).mean())), ms
+        ms.pop(worst)
+    return None
+
+
+def _split_group(template: Template, markers: list[Marker]) -> list[list[Marker]]:
+    """Split one group's markers into passes when an ID occurs more than once on the page.
+
+    Each marker predicts where its pass's other markers are (from its own position, size
+    and rotation); markers are joined to the nearest prediction.
+    """
+    by_corner: dict[int, list[Marker]] = {}
+    for m in markers:
+        by_corner.setdefault(m.corner, []).append(m)
+    if all(len(v) == 1 for v in by_corner.values()):
+        return [markers]
+    ref = template.marker_corners_mm()
+    centres_mm = {k: np.mean(ref[k], axis=0) for k in ref}
+    remaining = sorted(markers, key=lambda m: (-len(by_corner[m.corner]), m.id))
+    passes: list[list[Marker]] = []
+    used: set[int] = set()
+    for seed_i, seed in enumerate(remaining):
+        if id(seed) in used:
+            continue
+        A, _ = cv2.estimateAffinePartial2D(
+            np.array(ref[seed.corner], dtype=np.float32), seed.corners
+        )
+        if A is None:
+            continue
+        group = [seed]
+        used.add(id(seed))
+        tol = 0.15 * np.linalg.norm(np.array(template.size)) * seed.side / template.marker_size
+        for k in range(4):
+            if k == seed.corner:
+                continue
+            pred = A @ np.array([*centres_mm[k], 1.0])
+            cands = [m for m in by_corner.get(k, []) if id(m) not in used]
+            if not cands:
+                continue
+            best = min(cands, key=lambda m: float(np.linalg.norm(m.centre - pred)))
+            if np.linalg.norm(best.centre - pred) < tol:
+                group.append(best)
+                used.add(id(best))
+        passes.append(group)
+        del seed_i
+    return passes
+
+
+def register_page(
+    gray: np.ndarray, template_for_group, markers: list[Marker] | None = None
+) -> tuple[list[Registration], list[Incomplete]]:
+    """Group a page's markers into passes and fit each pass's homography.
+
+    ``template_for_group`` gives the `Template` whose marker geometry applies (all shipped
+    templates share it; the QR code, read after registration, says which template a pass
+    really is). Returns the registered passes in reading order (top to bottom, left to
+    right on the page as scanned) and the groups with too few markers to register.
+    """
+    if markers is None:
+        markers = find_markers(gray)
+    groups: dict[int, list[Marker]] = {}
+    for m in markers:
+        groups.setdefault(m.group, []).append(m)
+    regs: list[Registration] = []
+    incomplete: list[Incomplete] = []
+    for g, ms in sorted(groups.items()):
+        template = template_for_group(g)
+        for part in _split_group(template, ms):
+            fit = _fit(template, part) if len({m.corner for m in part}) >= 3 else None
+            if fit is None:
+                incomplete.append(Incomplete(g, tuple(part)))
+                continue
+            H, residual, used = fit
+            px_per_mm = float(np.mean([m.side for m in used]) / template.marker_size)
+            regs.append(Registration(g, tuple(used), H, residual, px_per_mm))
+    regs.sort(key=lambda r: _reading_key(r))
+    return regs, incomplete
+
+
+def _reading_key(r: Registration) -> tuple[float, float]:
+    c = np.mean([m.centre for m in r.markers], axis=0)
+    return (round(float(c[1]) / 200.0), float(c[0]))
+
+
+def warp(
+    gray: np.ndarray,
+    reg: Registration,
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    px_per_mm: float,
+    border: int = 255,
+) -> np.ndarray:
+    """The template region (x, y, w, h) mm, resampled at ``px_per_mm``: (rows, cols) uint8."""
+    S = np.array([[px_per_mm, 0, -x * px_per_mm], [0, px_per_mm, -y * px_per_mm], [0, 0, 1.0]])
+    M = S @ reg.homography
+    size = (max(1, round(w * px_per_mm)), max(1, round(h * px_per_mm)))
+    # Downsampling a lot: smooth first so thin strokes average instead of aliasing away.
+    shrink = reg.px_per_mm / px_per_mm
+    src = gray
+    if shrink > 1.6:
+        k = int(shrink) | 1
+        src = cv2.GaussianBlur(gray, (k, k), 0)
+    return cv2.warpPerspective(
+        src, M, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border
+    )
+
+
+def page_ink_fraction(gray: np.ndarray) -> float:
+    """Fraction of a page that is clearly darker than its paper (for blank-page tests).
+
+    Uneven light and faint bleed-through from a duplex back don't count: the page is
+    normalised by its local background and only marks at under 60% of it are ink.
+    """
+    h, w = gray.shape[:2]
+    f = min(1.0, 600 / max(h, w))
+    small = cv2.resize(gray, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    bg = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15)))
+    bg = cv2.GaussianBlur(bg, (0, 0), 8)
+    norm = small.astype(np.float32) / np.maximum(bg.astype(np.float32), 1.0)
+    # Ignore a 3% frame: scanner lids and page edges.
+    my, mx = max(1, int(0.03 * small.shape[0])), max(1, int(0.03 * small.shape[1]))
+    core = norm[my:-my, mx:-mx]
+    return float(np.mean(core < 0.6))

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything exitscan needs on a Debian machine with Python >= 3.11:
+# system packages (apt-get, as root or through sudo), a virtual environment in .venv,
+# and the package itself. Idempotent: what is already there is not installed again.
+#   scripts/install.sh          the program
+#   scripts/install.sh --test   the program and what the test suite needs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_tests=0
+[ "${1:-}" = "--test" ] && with_tests=1
+
+# Debian packages: Tesseract (OCR) with English, fonts for pupil names in any script.
+apt_pkgs=(tesseract-ocr tesseract-ocr-eng fonts-dejavu-core)
+if [ "$with_tests" = 1 ]; then
+  # The scan simulator writes next steps in handwriting-like fonts.
+  apt_pkgs+=(fonts-dkg-handwriting fonts-breip fonts-sjfonts fonts-comic-neue)
+fi
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "Installing system packages: ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python: prefer python3.11, else python3 (>= 3.11 is checked by pip from pyproject.toml).
+PY=$(command -v python3.11 || command -v python3)
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get install -y -qq python3-venv >/dev/null
+    "$PY" -m venv .venv
+  fi
+fi
+extras=""
+[ "$with_tests" = 1 ] && extras="[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 \
+  | grep -vE "^(WARNING: Location|  !!|    with strategy|\s*$)" >&2 || true
+.venv/bin/python -c "import exitscan, cv2, reportlab, pypdfium2" \
+  || { echo "exitscan: the Python packages did not install; see the messages above" >&2; exit 1; }
