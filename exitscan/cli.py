@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
 
-from exitscan import __version__
-from exitscan.errors import ExitCode, ExitscanError, InputError
+from exitscan import __version__, lessons
+from exitscan.errors import ExitCode, ExitscanError, InputError, NothingReadError
 from exitscan.roster import Lesson, check_date, load_lesson_file, load_roster
 from exitscan.template import Template, available_templates, load_template
 
@@ -99,6 +100,20 @@ def generate(template, roster, class_name, lesson, date, criteria, options, inte
     pupils = load_roster(opts.roster) if opts.roster else None
     passes = plan_passes(opts.template, opts.lesson, pupils, opts.spares, opts.per_page)
     layout = write_pdf(opts.out, opts.template, opts.lesson, passes, opts.paper, opts.per_page)
+    les = opts.lesson
+    lessons.save(
+        lessons.LessonRecord(
+            key=passes[0].code.lesson_key,
+            template=opts.template.name,
+            class_name=les.class_name,
+            lesson=les.lesson,
+            date=les.date,
+            intention=les.intention,
+            criteria=les.criteria,
+            next_step_options=les.next_step_options,
+            pupils={p.id: p.name for p in (pupils or [])},
+        )
+    )
     sheets = -(-len(passes) // len(layout.slots))
     named = sum(1 for p in passes if not p.is_spare)
     click.echo(
@@ -106,6 +121,42 @@ def generate(template, roster, class_name, lesson, date, criteria, options, inte
         f"on {sheets} sheet{'s' if sheets != 1 else ''} of {opts.paper.upper() if opts.paper == 'a4' else 'Letter'}, "
         f"template {opts.template.name}"
     )
+
+
+@cli.command()
+@click.argument("scans", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("exitscan-results"), show_default=True, help="Folder for results.csv, problems.csv and crops/.")
+@click.option("--jobs", type=click.IntRange(min=0), default=0, help="Pages read in parallel (default: all cores).")
+@click.option("--debug", type=click.Path(path_type=Path, file_okay=False), default=None, help="Write annotated images of each page (markers, passes, zones, readings) here.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def process(scans, out, jobs, debug, quiet) -> None:
+    """Read scanned passes (folders or files: PDF, TIFF, JPEG, PNG, BMP)."""
+    from exitscan.pipeline import ProcessOptions, run_batch
+
+    for s in scans:
+        if not s.exists():
+            raise InputError(f"{s}: no such file or folder")
+    opts = ProcessOptions(tuple(scans), out, jobs, debug, progress=not quiet and sys.stderr.isatty())
+    bar = _progress_bar() if opts.progress else None
+    batch = run_batch(opts, bar)
+    if bar is not None:
+        click.echo("", err=True)
+    click.echo(batch.summary())
+    click.echo(f"Results: {opts.out / 'results.csv'}")
+    if not batch.passes and batch.pages:
+        raise NothingReadError(f"no pass could be read in {batch.pages} page{'s' if batch.pages != 1 else ''}; see {opts.out / 'problems.csv'}")
+
+
+def _progress_bar():
+    start = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        rate = done / max(time.monotonic() - start, 1e-6)
+        click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} pages, {rate:.1f}/s", err=True, nl=False)
+
+    return show
 
 
 def main() -> None:

@@ -7,8 +7,9 @@ local database. It is kept short (bigger QR modules read better on poor scans):
     EXS1|C|17|a3f9c2|1042|Siobhán Ní Bhriain|P3B|20261123|3|Writing: adjectives
 
 fields: version, template code, pass serial, lesson key, pupil id, pupil name, class, date,
-number of criteria, lesson title. Text fields are shortened to fit `MAX_PAYLOAD_BYTES`
-(the lesson title first, then the name); ``|`` and ``%`` inside fields are %-escaped.
+number of criteria, lesson title. The lesson title is cut to `LESSON_BYTES` (the same cut
+on every pass of a lesson, so results group by it) and the name to what is left of
+`MAX_PAYLOAD_BYTES`; ``|`` and ``%`` inside fields are %-escaped.
 The lesson key is a hash of everything that defines the lesson, so two lessons with the
 same (shortened) title never mix.
 """
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 PREFIX = "EXS1"
 #: Byte budget of the payload (UTF-8). 84 bytes is a version-5 QR at error correction M.
 MAX_PAYLOAD_BYTES = 84
+#: Bytes of the lesson title kept in the code; the lesson key identifies the lesson anyway.
+LESSON_BYTES = 20
 _FIELDS = 10
 
 
@@ -94,10 +97,10 @@ def encode(code: PassCode) -> str:
     room = MAX_PAYLOAD_BYTES - len("|".join(fixed).encode("utf-8"))
     if room < 8:
         raise ValueError("pupil id and class are too long for the pass code")
-    # The name matters more than the lesson title (the key identifies the lesson anyway).
-    name = _shorten(code.student_name, max(room - 8, room // 2))
-    room -= len(_esc(name).encode("utf-8"))
-    lesson = _shorten(code.lesson, max(room, 0))
+    # Every pass of a lesson must carry the same title, whatever the pupil's name.
+    lesson = _shorten(code.lesson, min(LESSON_BYTES, room // 2))
+    room -= len(_esc(lesson).encode("utf-8"))
+    name = _shorten(code.student_name, room)
     fixed[5] = _esc(name)
     fixed[9] = _esc(lesson)
     return "|".join(fixed)

@@ -56,6 +56,7 @@ class PassResult:
     residual_mm: float
     corners_found: int
     scores: dict = field(default_factory=dict)  # raw evidence, JSON-able
+    tick_texts: tuple[str, ...] = ()  # the options' text, when known (lesson record)
     writing_png: bytes = b""
     name_png: bytes = b""
 

@@ -1,0 +1,211 @@
+"""Running a batch: every page of every input through `read_page`, in parallel.
+
+The parent lists the inputs and their pages, hands (file, page) tasks to a pool of worker
+processes, collects their typed `PageResult`s in input order, and alone writes files: the
+crops as results arrive (so memory stays flat however long the batch), then results.csv
+and problems.csv atomically at the end. A page that fails in any way becomes a problem row
+and the batch goes on; every input page ends up in results.csv or problems.csv.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from exitscan import lessons
+from exitscan.errors import InputError, OutputError
+from exitscan.export import atomic_write_bytes, crop_name, write_problems_csv, write_results_csv
+from exitscan.load import LoadProblem, ScanFile, discover, load_page, page_count
+from exitscan.read import PageResult, PassResult, Problem, read_page
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    inputs: tuple[Path, ...]
+    out: Path
+    jobs: int = 0  # 0: all cores
+    debug: Path | None = None
+    progress: bool = False
+
+
+@dataclass
+class BatchResult:
+    passes: list[PassResult] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    images: dict[int, str] = field(default_factory=dict)  # pass index -> crop path (relative)
+    pages: int = 0
+    files: int = 0
+    seconds: float = 0.0
+
+    @property
+    def to_review(self) -> int:
+        return sum(1 for p in self.passes if p.status == "review")
+
+    def summary(self) -> str:
+        """One line: "31 pages: 28 passes read, 2 to review, 1 not a pass"."""
+        parts = [f"{len(self.passes)} pass{'es' if len(self.passes) != 1 else ''} read"]
+        if self.passes:
+            parts.append(f"{self.to_review} to review")
+        kinds: dict[str, int] = {}
+        for p in self.problems:
+            kinds[p.kind] = kinds.get(p.kind, 0) + 1
+        words = {
+            "blank": ("blank page", "blank pages"),
+            "not-a-pass": ("not a pass", "not passes"),
+            "unreadable": ("unreadable", "unreadable"),
+            "duplicate": ("duplicate", "duplicates"),
+            "unsupported": ("file not a scan", "files not scans"),
+        }
+        for k, n in kinds.items():
+            one, many = words.get(k, (k, k))
+            parts.append(f"{n} {one if n == 1 else many}")
+        return f"{self.pages} page{'s' if self.pages != 1 else ''}: " + ", ".join(parts)
+
+
+def _init_worker() -> None:
+    # Each worker is one core: libraries must not start threads of their own.
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _work(task: tuple[ScanFile, int, bool]) -> PageResult:
+    """Load and read one page; any failure becomes a problem of that page, never an exception."""
+    f, index, debug = task
+    page = index + 1
+    start = time.perf_counter()
+    try:
+        loaded = load_page(f, index)
+        return read_page(loaded.image, f.display, page, debug=debug)
+    except LoadProblem as e:
+        return PageResult(f.display, page, (), (Problem(f.display, page, e.kind, e.message),), time.perf_counter() - start)
+    except MemoryError:
+        msg = f"{f.display} page {page}: too big to read in the memory available — rescan at 300 dpi"
+        return PageResult(f.display, page, (), (Problem(f.display, page, "unreadable", msg),), time.perf_counter() - start)
+    except Exception as e:  # noqa: BLE001 - one bad page must not stop the batch
+        detail = "".join(traceback.format_exception_only(type(e), e)).strip()
+        msg = f"{f.display} page {page}: could not be read because of an error in exitscan ({detail}); please report it"
+        return PageResult(f.display, page, (), (Problem(f.display, page, "unreadable", msg),), time.perf_counter() - start)
+
+
+def plan(inputs: tuple[Path, ...]) -> tuple[list[tuple[ScanFile, int]], list[Problem], int]:
+    """(file, page index) tasks, the problems of files that can't be opened, and the file count."""
+    try:
+        files = discover(inputs)
+    except (ValueError, FileNotFoundError) as e:
+        raise InputError(str(e)) from None
+    tasks: list[tuple[ScanFile, int]] = []
+    problems: list[Problem] = []
+    for f in files:
+        try:
+            n = page_count(f)
+        except LoadProblem as e:
+            problems.append(Problem(f.display, 0, e.kind, e.message))
+            continue
+        if n == 0:
+            problems.append(Problem(f.display, 0, "unreadable", f"{f.display}: the file has no pages"))
+        tasks.extend((f, i) for i in range(n))
+    return tasks, problems, len(files)
+
+
+def _results(tasks: list[tuple[ScanFile, int, bool]], jobs: int) -> Iterator[PageResult]:
+    if jobs <= 1 or len(tasks) <= 1:
+        _init_worker()
+        for t in tasks:
+            yield _work(t)
+        return
+    ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
+    with ctx.Pool(jobs, initializer=_init_worker, maxtasksperchild=200) as pool:
+        yield from pool.imap(_work, tasks, chunksize=1)
+
+
+def _with_lesson_record(p: PassResult) -> PassResult:
+    """Fill in the full lesson title, name and tick-box texts when this computer printed it."""
+    if p.code is None:
+        return p
+    rec = lessons.find(p.code.lesson_key)
+    if rec is None:
+        return p
+    code = p.code
+    full_name = rec.pupils.get(code.student_id, "")
+    if full_name.startswith(code.student_name):
+        code = replace(code, student_name=full_name)
+    if rec.lesson.startswith(code.lesson):
+        code = replace(code, lesson=rec.lesson)
+    return replace(p, code=code, tick_texts=tuple(rec.next_step_options))
+
+
+def check_output(out: Path) -> None:
+    """Refuse an output folder that can't be written, before touching a page."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "crops").mkdir(exist_ok=True)
+        probe = out / ".exitscan-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"{out}: cannot write the results there ({e.strerror}); choose another folder with --out") from None
+
+
+def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None = None) -> BatchResult:
+    """Process every page of ``opts.inputs`` and write the outputs into ``opts.out``."""
+    start = time.perf_counter()
+    check_output(opts.out)
+    if opts.debug is not None:
+        try:
+            opts.debug.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{opts.debug}: cannot write debug images there ({e.strerror})") from None
+    tasks, problems, n_files = plan(opts.inputs)
+    if n_files == 0:
+        raise InputError("no files found in " + ", ".join(str(p) for p in opts.inputs))
+    jobs = opts.jobs or os.cpu_count() or 1
+    batch = BatchResult(problems=list(problems), files=n_files, pages=len(tasks))
+    seen: dict[tuple[str, str], PassResult] = {}
+    work = [(f, i, opts.debug is not None) for f, i in tasks]
+    for done, res in enumerate(_results(work, jobs), start=1):
+        batch.problems.extend(res.problems)
+        if res.debug_png and opts.debug is not None:
+            from exitscan.export import safe_stem
+
+            atomic_write_bytes(opts.debug / f"{safe_stem(res.source)}_p{res.page}.png", res.debug_png)
+        for p in res.passes:
+            if p.code is not None:
+                key = p.code.identity
+                if key in seen:
+                    first = seen[key]
+                    who = p.code.student_name or f"spare pass {p.code.serial + 1}"
+                    batch.problems.append(
+                        Problem(
+                            p.source,
+                            p.page,
+                            "duplicate",
+                            f"{p.source} page {p.page}: {who}'s pass for this lesson was already read "
+                            f"({first.source} page {first.page}); this copy was not counted again",
+                        )
+                    )
+                    continue
+                seen[key] = p
+            p = _with_lesson_record(p)
+            idx = len(batch.passes)
+            if p.writing_png:
+                name = crop_name(p)
+                atomic_write_bytes(opts.out / "crops" / name, p.writing_png)
+                batch.images[idx] = f"crops/{name}"
+            if p.name_png:
+                atomic_write_bytes(opts.out / "crops" / crop_name(p, "name"), p.name_png)
+            # Keep only the small reading in memory; the images are on disk now.
+            batch.passes.append(replace(p, writing_png=b"", name_png=b""))
+        if on_page is not None:
+            on_page(done, len(work))
+    write_results_csv(opts.out / "results.csv", batch.passes, batch.images)
+    write_problems_csv(opts.out / "problems.csv", batch.problems)
+    batch.seconds = time.perf_counter() - start
+    return batch
