@@ -39,6 +39,8 @@ import numpy as np
 import pypdfium2 as pdfium
 from PIL import Image
 
+from exitscan import errors
+
 __all__ = [
     "DEFAULT_MIN_LONG_SIDE",
     "MAX_PIXELS",
@@ -132,11 +134,9 @@ _HEIC_ADVICE = (
 ProblemKind = Literal["unreadable", "unsupported"]
 
 
-class InputError(ValueError):
-    """An input named on the command line cannot be used at all (e.g. it does not exist).
-
-    Raised by :func:`discover` before any page is read, so the CLI can reject the usage.
-    """
+# An input named on the command line that cannot be used at all (e.g. it does not exist):
+# raised by `discover` before any page is read, so the CLI rejects the usage (exit code 3).
+InputError = errors.InputError
 
 
 class LoadProblem(Exception):

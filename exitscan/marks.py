@@ -71,17 +71,16 @@ class TickReading:
 def ink_map(pass_img: np.ndarray, ref: Reference) -> np.ndarray:
     """Normalise a registered pass: (rows, cols) float32, 1.0 = its paper.
 
-    ``pass_img`` is the pass warped to the reference's frame and scale, uint8.
+    ``pass_img`` is the pass warped to the reference's frame and scale, uint8. The paper
+    level comes from a coarse max filter, wider than a face, so colouring-in is not paper.
     """
-    img = pass_img.astype(np.float32)
-    # Paper level from a coarse max filter: wider than a face, so colouring-in is not paper.
-    h, w = img.shape
+    h, w = pass_img.shape
     f = 1.0 / ref.px_per_mm
-    small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(pass_img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     bg = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (25, 25)))
     bg = cv2.GaussianBlur(bg, (0, 0), 6)
     bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
-    return img / np.maximum(bg, 8.0)
+    return pass_img.astype(np.float32) / np.maximum(bg, 8).astype(np.float32)
 
 
 def _zone_slices(zone: Rect, ref: Reference) -> tuple[slice, slice]:
@@ -91,63 +90,96 @@ def _zone_slices(zone: Rect, ref: Reference) -> tuple[slice, slice]:
     return slice(y0, y1), slice(x0, x1)
 
 
-def _fill_calibration(norm: np.ndarray, ref: Reference, row: RatingRow) -> float:
+@dataclass(frozen=True)
+class _FaceGeometry:
+    """Per-pixel facts about one face's zone, computed once per template and scale."""
+
+    ys: slice
+    xs: slice
+    inside: np.ndarray  # bool: within the face's outline
+    fill: np.ndarray  # bool: the face's tinted fill, clear of its print
+    around: np.ndarray  # bool: paper just around the face (where a circle goes)
+    outer: np.ndarray  # bool: from the face's rim outwards (for ring coverage)
+    angle_bin: np.ndarray  # int: 24 angular sectors around the face's centre
+    lum: np.ndarray  # float32: the blank rendering
+    printed: np.ndarray  # bool: dark print
+
+
+_GEOMETRY: dict[tuple[str, float, int, int], _FaceGeometry] = {}
+
+
+def _geometry(ref: Reference, face: Face, row_index: int) -> _FaceGeometry:
+    key = (ref.template.name, ref.px_per_mm, row_index, face.index)
+    g = _GEOMETRY.get(key)
+    if g is None:
+        ys, xs = _zone_slices(face.zone, ref)
+        s = ref.px_per_mm
+        yy, xx = np.mgrid[ys, xs]
+        dx, dy = (xx + 0.5) / s - face.centre[0], (yy + 0.5) / s - face.centre[1]
+        d = np.hypot(dx, dy)
+        printed = ref.printed[ys, xs]
+        g = _FaceGeometry(
+            ys=ys,
+            xs=xs,
+            inside=d < face.radius,
+            fill=(d < face.radius) & ~printed,
+            around=(d >= face.radius + 0.6) & (d <= face.radius + 6.0) & ~printed,
+            outer=d >= face.radius * 0.9,
+            angle_bin=(((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * 24).astype(np.int32) % 24),
+            lum=ref.lum[ys, xs],
+            printed=printed,
+        )
+        _GEOMETRY[key] = g
+    return g
+
+
+def _fill_calibration(norm: np.ndarray, ref: Reference, row: RatingRow, row_index: int) -> float:
     """How much darker (or lighter) the faces' tinted fill prints than the reference expects.
 
     The median over the three faces of observed/expected fill level: one coloured-in face
     does not move it.
     """
     ratios = []
-    s = ref.px_per_mm
     for f in row.faces:
-        ys, xs = _zone_slices(f.zone, ref)
-        yy, xx = np.mgrid[ys, xs]
-        d = np.hypot(xx / s - f.centre[0], yy / s - f.centre[1])
-        fill = (d < f.radius * 0.85) & ~ref.printed[ys, xs]
+        g = _geometry(ref, f, row_index)
+        fill = g.fill & (g.lum < 0.97)
         if fill.sum() < 10:
             continue
-        obs = float(np.percentile(norm[ys, xs][fill], 60))
-        exp = float(np.median(ref.lum[ys, xs][fill]))
+        obs = float(np.percentile(norm[g.ys, g.xs][fill], 60))
+        exp = float(np.median(g.lum[fill]))
         ratios.append(obs / max(exp, 0.05))
     return float(np.median(ratios)) if ratios else 1.0
 
 
-def score_face(norm: np.ndarray, ref: Reference, face: Face, fill_k: float) -> FaceScore:
-    ys, xs = _zone_slices(face.zone, ref)
+_NEIGHBOURS = np.ones((3, 3), np.float32)
+
+
+def score_face(norm: np.ndarray, ref: Reference, face: Face, fill_k: float, row_index: int = 0) -> FaceScore:
+    g = _geometry(ref, face, row_index)
+    n = norm[g.ys, g.xs]
     s = ref.px_per_mm
-    n = norm[ys, xs]
-    lum = ref.lum[ys, xs]
-    printed = ref.printed[ys, xs]
-    yy, xx = np.mgrid[ys, xs]
-    dx, dy = xx / s - face.centre[0], yy / s - face.centre[1]
-    d = np.hypot(dx, dy)
-    inside = d < face.radius
     # Expected level: paper is 1.0; inside the face the tinted fill, as printed on this pass.
-    expected = np.where(inside, np.minimum(lum * fill_k, 1.0), 1.0)
-    ink = (n < expected * (1.0 - INK_CONTRAST)) & ~printed
-    # Drop isolated specks (JPEG noise, dust): keep pixels with an inked neighbour.
-    ink_u8 = ink.astype(np.uint8)
-    neighbours = cv2.filter2D(ink_u8, -1, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT)
+    expected = np.where(g.inside, np.minimum(g.lum * fill_k, 1.0), 1.0)
+    ink = (n < expected * (1.0 - INK_CONTRAST)) & ~g.printed
+    # Drop isolated specks (JPEG noise, dust): keep pixels with two inked neighbours.
+    neighbours = cv2.filter2D(ink.astype(np.uint8), -1, _NEIGHBOURS, borderType=cv2.BORDER_CONSTANT)
     ink &= neighbours >= 3
-    ink_mm2 = float(ink.sum()) / (s * s)
-    fill_px = inside & ~printed
-    inner = float(ink[fill_px].mean()) if fill_px.any() else 0.0
-    around = (d >= face.radius + 0.6) & (d <= face.radius + 6.0) & ~printed
-    density = float(ink[around].mean()) if around.any() else 0.0
-    ring_px = ink & (d >= face.radius * 0.9)
+    ink_mm2 = float(np.count_nonzero(ink)) / (s * s)
+    inner = float(ink[g.fill].mean()) if g.fill.any() else 0.0
+    density = float(ink[g.around].mean()) if g.around.any() else 0.0
+    ring_px = ink & g.outer
     if ring_px.any():
-        ang = np.arctan2(dy[ring_px], dx[ring_px])
-        bins = np.bincount(((ang + np.pi) / (2 * np.pi) * 24).astype(int) % 24, minlength=24)
+        bins = np.bincount(g.angle_bin[ring_px], minlength=24)
         ring = float((bins >= 2).mean())
     else:
         ring = 0.0
     return FaceScore(face.name, ink_mm2, inner, ring, density)
 
 
-def read_row(norm: np.ndarray, ref: Reference, row: RatingRow) -> RowReading:
+def read_row(norm: np.ndarray, ref: Reference, row: RatingRow, row_index: int = 0) -> RowReading:
     """Decide which face of a row was marked, with a margin; unsure means review."""
-    k = _fill_calibration(norm, ref, row)
-    scores = tuple(score_face(norm, ref, f, k) for f in row.faces)
+    k = _fill_calibration(norm, ref, row, row_index)
+    scores = tuple(score_face(norm, ref, f, k, row_index) for f in row.faces)
     size = row.faces[0].radius / NOMINAL_RADIUS
     marked_t = MARKED_MM2 * max(size, 0.45)
     clean_t = CLEAN_MM2 * max(size, 0.6)

@@ -22,6 +22,11 @@ from dataclasses import dataclass
 PREFIX = "EXS1"
 #: Byte budget of the payload (UTF-8). 84 bytes is a version-5 QR at error correction M.
 MAX_PAYLOAD_BYTES = 84
+#: Every pass's code is a version-5 symbol (37 x 37 modules) with a 2-module quiet zone
+#: inside its printed box, so the reader knows exactly where the symbol's corners are.
+QR_VERSION = 5
+QR_MODULES = 17 + 4 * QR_VERSION
+QR_BORDER_MODULES = 2
 #: Bytes of the lesson title kept in the code; the lesson key identifies the lesson anyway.
 LESSON_BYTES = 20
 _FIELDS = 10

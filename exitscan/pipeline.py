@@ -97,10 +97,7 @@ def _work(task: tuple[ScanFile, int, bool]) -> PageResult:
 
 def plan(inputs: tuple[Path, ...]) -> tuple[list[tuple[ScanFile, int]], list[Problem], int]:
     """(file, page index) tasks, the problems of files that can't be opened, and the file count."""
-    try:
-        files = discover(inputs)
-    except (ValueError, FileNotFoundError) as e:
-        raise InputError(str(e)) from None
+    files = discover(inputs)
     tasks: list[tuple[ScanFile, int]] = []
     problems: list[Problem] = []
     for f in files:
@@ -121,7 +118,11 @@ def _results(tasks: list[tuple[ScanFile, int, bool]], jobs: int) -> Iterator[Pag
         for t in tasks:
             yield _work(t)
         return
-    ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
+    # Not "fork": a parent that has used OpenCV's or pdfium's threads can leave a lock held
+    # in the child, which then hangs. A fork server starts workers from a clean process.
+    ctx = mp.get_context("forkserver") if sys.platform != "win32" else mp.get_context("spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["exitscan.pipeline"])
     with ctx.Pool(jobs, initializer=_init_worker, maxtasksperchild=200) as pool:
         yield from pool.imap(_work, tasks, chunksize=1)
 

@@ -101,7 +101,7 @@ def _guess_template(gray: np.ndarray, reg: Registration) -> Template:
 
 
 def _png(img: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     return buf.tobytes() if ok else b""
 
 
@@ -132,7 +132,7 @@ def read_pass(gray: np.ndarray, reg: Registration, source: str, page: int, posit
     if t.is_per_criterion:
         n_rows = code.n_criteria if code is not None and code.n_criteria else t.max_criteria
         n_rows = max(1, min(n_rows, t.max_criteria))
-    rows = [read_row(norm, ref, t.ratings[i]) for i in range(n_rows)]
+    rows = [read_row(norm, ref, t.ratings[i], i) for i in range(n_rows)]
     for i, r in enumerate(rows):
         if not r.confident:
             where = f"criterion {i + 1}: " if t.is_per_criterion else ""

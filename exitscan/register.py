@@ -21,9 +21,9 @@ import numpy as np
 
 from exitscan.template import ARUCO_DICTIONARY, MARKER_GROUPS, Template, marker_role
 
-#: Long side of the reduced copy markers are first looked for in. A4 at ~90 dpi: a marker
-#: (7.5 mm printed) is ~26 px, plenty for 4x4 bits.
-DETECT_LONG_SIDE = 1050
+#: Long side of the reduced copy markers are first looked for in. A4 at ~77 dpi: a marker
+#: (7.5 mm printed) is ~23 px, enough for 4x4 bits, and the page takes ~10 ms.
+DETECT_LONG_SIDE = 900
 #: A marker fit worse than this (mm, RMS over corners) is left out of its pass's homography.
 MAX_CORNER_ERROR_MM = 1.5
 
@@ -71,8 +71,8 @@ class Registration:
         return tuple(k for k in range(4) if k not in have)
 
     def to_image(self) -> np.ndarray:
-        """(3, 3) homography from template mm to image px."""
-        return np.linalg.inv(self.homography)
+        """(3, 3) homography from template mm to image px (OpenCV's pixel-centre coordinates)."""
+        return np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1.0]]) @ np.linalg.inv(self.homography)
 
 
 @dataclass(frozen=True)
@@ -141,9 +141,18 @@ def find_markers(gray: np.ndarray) -> list[Marker]:
         found = _detect(small, reduced=True)
         markers = [Marker(m.id, m.corners / f) for m in found]
         markers = _refine(gray, markers, max(2, round(1.5 / f)))
-    if not markers or _incomplete(markers):
-        full = _detect(gray, reduced=False)
-        markers = _merge(markers, full)
+    groups: dict[int, set[int]] = {}
+    for m in markers:
+        groups.setdefault(m.group, set()).add(m.corner)
+    if not markers or any(len(s) < 3 for s in groups.values()):
+        markers = _merge(markers, _detect(gray, reduced=False))
+        if not markers or _incomplete(markers):
+            # Very crisp, aliased images (clean renders) can defeat the bit reading; a
+            # little blur, as any real scanner adds, brings them back.
+            markers = _merge(markers, _detect(cv2.GaussianBlur(gray, (0, 0), 0.8), reduced=False))
+        return markers
+    if any(len(s) == 3 for s in groups.values()):
+        markers = _find_missing(gray, markers, groups)
     return markers
 
 
@@ -152,6 +161,36 @@ def _incomplete(markers: list[Marker]) -> bool:
     for m in markers:
         groups.setdefault(m.group, set()).add(m.corner)
     return any(len(s) < 4 for s in groups.values())
+
+
+def _find_missing(gray: np.ndarray, markers: list[Marker], groups: dict[int, set[int]]) -> list[Marker]:
+    """Look for a pass's fourth marker at full resolution, only where the other three say it is."""
+    from exitscan.template import load_template  # geometry is shared by every template
+
+    t = load_template("classic")
+    ref = t.marker_corners_mm()
+    out = list(markers)
+    for g, corners in groups.items():
+        if len(corners) != 3:
+            continue
+        ms = [m for m in markers if m.group == g]
+        fit = _fit(t, ms)
+        if fit is None:
+            continue
+        inv = np.linalg.inv(fit[0])
+        for k in set(range(4)) - corners:
+            quad = cv2.perspectiveTransform(np.array([ref[k]], dtype=np.float64), inv)[0]
+            side = float(np.linalg.norm(quad[0] - quad[2]))
+            x0, y0 = np.floor(quad.min(axis=0) - side).astype(int)
+            x1, y1 = np.ceil(quad.max(axis=0) + side).astype(int)
+            x0, y0 = max(0, x0), max(0, y0)
+            x1, y1 = min(gray.shape[1], x1), min(gray.shape[0], y1)
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                continue  # off the page: cut off by the scanner
+            found = _detect(np.ascontiguousarray(gray[y0:y1, x0:x1]), reduced=False)
+            off = np.array([x0, y0], np.float32)
+            out = _merge(out, [Marker(m.id, m.corners + off) for m in found if m.group == g])
+    return out
 
 
 def _merge(a: list[Marker], b: list[Marker]) -> list[Marker]:
@@ -167,7 +206,8 @@ def _fit(template: Template, markers: list[Marker]) -> tuple[np.ndarray, float, 
     ref = template.marker_corners_mm()
     ms = list(markers)
     while len(ms) >= 3:
-        src = np.concatenate([m.corners for m in ms]).astype(np.float64)
+        # +0.5: OpenCV's pixel coordinates name pixel centres; the fit maps pixel *areas*.
+        src = np.concatenate([m.corners for m in ms]).astype(np.float64) + 0.5
         dst = np.array([p for m in ms for p in ref[m.corner]], dtype=np.float64)
         H, _ = cv2.findHomography(src, dst, 0)
         if H is None:
@@ -272,8 +312,11 @@ def warp(
     border: int = 255,
 ) -> np.ndarray:
     """The template region (x, y, w, h) mm, resampled at ``px_per_mm``: (rows, cols) uint8."""
-    S = np.array([[px_per_mm, 0, -x * px_per_mm], [0, px_per_mm, -y * px_per_mm], [0, 0, 1.0]])
-    M = S @ reg.homography
+    # Pixel areas on both sides (see `_fit`): output pixel i spans [i, i+1) / px_per_mm.
+    S = np.array(
+        [[px_per_mm, 0, -x * px_per_mm - 0.5], [0, px_per_mm, -y * px_per_mm - 0.5], [0, 0, 1.0]]
+    )
+    M = S @ reg.homography @ np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1.0]])
     size = (max(1, round(w * px_per_mm)), max(1, round(h * px_per_mm)))
     # Downsampling a lot: smooth first so thin strokes average instead of aliasing away.
     shrink = reg.px_per_mm / px_per_mm

@@ -374,7 +374,7 @@ def _draw_face(pen: _PassPen, cx: float, cy: float, r: float, kind: int, colour:
 
 
 def _draw_qr(pen: _PassPen, box: Rect, text: str) -> None:
-    w = QrCodeWidget(text, barLevel="M", barBorder=2)
+    w = QrCodeWidget(text, barLevel="M", barBorder=payload.QR_BORDER_MODULES, qrVersion=payload.QR_VERSION)
     x0, y0, x1, y1 = w.getBounds()
     side = pen.d(box.w)
     d = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])
