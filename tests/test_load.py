@@ -148,7 +148,10 @@ def test_discover_rejects_missing_inputs_before_any_work(tmp_path):
         discover([tmp_path / "ok.jpg", tmp_path / "nope.pdf"])
     with pytest.raises(InputError):
         discover([])
-    assert issubclass(InputError, ValueError)
+    # One class for bad inputs everywhere, so the CLI maps it to exit code 3.
+    from exitscan.errors import InputError as CliInputError
+
+    assert issubclass(InputError, CliInputError)
 
 
 # --------------------------------------------------------------------------------------------
