@@ -1,0 +1,146 @@
+"""Accuracy benchmark: simulate scans with known truth, read them, count what came out right.
+
+For each scan profile, N passes are simulated (`exitscan.simulate.make_batch`), read with
+`exitscan process` (the real pipeline) and compared pass by pass with the truth:
+
+- accepted right: status ok and the rating is the truth's;
+- flagged: status review (a person looks; never counted as wrong);
+- silently wrong: status ok but the rating (or any criterion's, or the pupil) is not the
+  truth's, the worst bug this product can have;
+- missing: a pass of the truth with no result row.
+
+Also: the share of clear passes (one clear mark, named pupil) accepted automatically, the
+share of pass codes read, and every input page accounted for. Prints a markdown table and
+writes JSON.
+
+    python benchmarks/accuracy.py [--passes 200] [--profiles copier,bw-copier,...] [--out bench-out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from exitscan.pipeline import ProcessOptions, run_batch
+from exitscan.simulate import PROFILES, make_batch
+
+DEFAULT_PROFILES = ("copier", "bw-copier", "low-quality", "phone", "mono-printer")
+
+
+def _key(lesson_key: str, student_id: str, serial: int) -> tuple[str, str]:
+    return (lesson_key, student_id if student_id else f"spare#{serial}")
+
+
+def evaluate(truth: dict, batch) -> dict:
+    """Compare a batch's results with its truth document; returns counts and examples."""
+    by_key = {}
+    for p in batch.passes:
+        if p.code is not None:
+            by_key[_key(p.code.lesson_key, p.code.student_id, p.code.serial)] = p
+    unidentified = [p for p in batch.passes if p.code is None]
+    counts = dict.fromkeys(
+        ("passes", "accepted_right", "flagged", "silently_wrong", "missing", "clear", "clear_accepted", "codes_read"),
+        0,
+    )
+    wrong_examples, missing_examples = [], []
+    pages_in, pages_out = 0, set()
+    for p in batch.passes:
+        pages_out.add((p.source, p.page))
+    for pr in batch.problems:
+        pages_out.add((pr.source, pr.page))
+    for f in truth["files"]:
+        for page in f["pages"]:
+            pages_in += 1
+            if (f["file"], page["page"]) not in pages_out:
+                missing_examples.append(f"page not accounted for: {f['file']} p{page['page']}")
+            for t in page["passes"]:
+                counts["passes"] += 1
+                r = by_key.get(_key(t["lesson_key"], t["student_id"], t["serial"]))
+                if r is None:
+                    counts["missing"] += 1
+                    missing_examples.append(f"{f['file']} p{page['page']} serial {t['serial']} ({t['case']})")
+                    continue
+                counts["codes_read"] += 1
+                clear = t["case"] == "clear" and not t["spare"] and not t["review"]
+                counts["clear"] += clear
+                right = r.rating == t["rating"]
+                if t.get("criteria"):
+                    right = right and list(r.row_ratings) == list(t["criteria"])
+                if r.status == "review":
+                    counts["flagged"] += 1
+                elif right:
+                    counts["accepted_right"] += 1
+                    counts["clear_accepted"] += clear
+                else:
+                    counts["silently_wrong"] += 1
+                    wrong_examples.append(
+                        f"{f['file']} p{page['page']} serial {t['serial']}: truth {t['rating']} "
+                        f"{t.get('criteria') or ''} ({t['case']}, {t['marks']}) read {r.rating} {r.row_ratings} {r.scores}"
+                    )
+    # Passes whose code was not read are flagged (never attributed): count them as missing
+    # from the identified set above, but they are on the sheet for a person.
+    counts["unidentified_flagged"] = len(unidentified)
+    counts["pages"] = pages_in
+    counts["pages_accounted"] = pages_in - sum(1 for m in missing_examples if m.startswith("page not"))
+    return {"counts": counts, "silently_wrong": wrong_examples[:20], "missing": missing_examples[:20]}
+
+
+def run_profile(profile: str, passes: int, seed: int, jobs: int, work: Path) -> dict:
+    folder = work / profile
+    t0 = time.perf_counter()
+    truth = make_batch(folder / "scans", n_passes=passes, profile=profile, template="mixed", formats="mixed", seed=seed, jobs=jobs)
+    t_sim = time.perf_counter() - t0
+    batch = run_batch(ProcessOptions((folder / "scans",), folder / "out", jobs=jobs))
+    res = evaluate(truth, batch)
+    res["profile"] = profile
+    res["simulate_seconds"] = round(t_sim, 1)
+    res["process_seconds"] = round(batch.seconds, 1)
+    return res
+
+
+def table(results: list[dict]) -> str:
+    head = "| profile | passes | accepted right | flagged | silently wrong | missing | clear accepted | codes read | pages accounted |"
+    lines = [head, "|" + "---|" * 9]
+    for r in results:
+        c = r["counts"]
+        clear = f"{c['clear_accepted']}/{c['clear']} ({100 * c['clear_accepted'] / max(c['clear'], 1):.1f}%)"
+        codes = f"{100 * c['codes_read'] / max(c['passes'], 1):.1f}%"
+        lines.append(
+            f"| {r['profile']} | {c['passes']} | {c['accepted_right']} | {c['flagged']} | {c['silently_wrong']} | "
+            f"{c['missing']} | {clear} | {codes} | {c['pages_accounted']}/{c['pages']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--passes", type=int, default=200)
+    ap.add_argument("--profiles", default=",".join(DEFAULT_PROFILES))
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("bench-out"))
+    ap.add_argument("--keep", action="store_true", help="keep the simulated scans and results")
+    a = ap.parse_args(argv)
+    profiles = [p for p in a.profiles.split(",") if p]
+    for p in profiles:
+        if p not in PROFILES:
+            ap.error(f"unknown profile {p}; the profiles are {', '.join(PROFILES)}")
+    a.out.mkdir(parents=True, exist_ok=True)
+    work_root = a.out / "accuracy-work" if a.keep else Path(tempfile.mkdtemp(prefix="exitscan-acc-"))
+    results = [run_profile(p, a.passes, a.seed, a.jobs, work_root) for p in profiles]
+    md = table(results)
+    print(md)
+    for r in results:
+        for w in r["silently_wrong"]:
+            print(f"SILENTLY WRONG [{r['profile']}]: {w}", file=sys.stderr)
+    (a.out / "accuracy.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    (a.out / "accuracy.md").write_text(md + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
