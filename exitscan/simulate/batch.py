@@ -207,7 +207,8 @@ def _page_truth(page: int, kind: str, sheet: int | None, back_of_page: int | Non
     )
 
 
-def _lesson(template: str, index: int, class_name: str = "P3B") -> Lesson:
+def sample_lesson(template: str, index: int = 0, class_name: str = "P3B") -> Lesson:
+    """The ``index``-th lesson of a class on ``template`` (dated a Monday in November 2026 on)."""
     pool = content.lessons_for(template)
     les = pool[index % len(pool)]
     date = FIRST_LESSON_DATE + dt.timedelta(days=7 * (index // len(pool)) + index % 5)
@@ -240,7 +241,7 @@ def make_page(
     ``session``/``pose`` fix the device settings/placement exactly (see `scan.sample_session`).
     """
     rng = np.random.default_rng([seed, 0x5EED])
-    lesson = lesson or _lesson(template, 0)
+    lesson = lesson or sample_lesson(template, 0)
     people = content.demo_pupils() if pupils is None else pupils
     run = print_run(template, lesson, people, spares, paper, per_page)
     on_sheet = run.passes_on(sheet) if 0 <= sheet < run.sheets else []
@@ -294,7 +295,8 @@ class Stack:
 
 @dataclass(frozen=True)
 class _Job:
-    stack: Stack
+    run: PrintRun  # made once by the parent (the PDF travels; workers don't regenerate it)
+    container: str
     sheet: int
     marks: tuple[PassMarks, ...]
     session: Session
@@ -304,10 +306,12 @@ class _Job:
 
 
 def _run_job(job: _Job) -> _Sheet:
-    st = job.stack
-    run = print_run(st.template, st.lesson, list(st.pupils), st.spares, st.paper, st.per_page)
     rng = np.random.default_rng(list(job.seed))
-    return _scan_one_sheet(run, job.sheet, list(job.marks), job.session, job.pose, rng, job.back)
+    done = _scan_one_sheet(job.run, job.sheet, list(job.marks), job.session, job.pose, rng, job.back)
+    if job.container in ("pdf", "jpeg"):  # these files take the device's JPEG as it is
+        done.front = done.front.lean()
+        done.back = done.back.lean() if done.back is not None else None
+    return done
 
 
 def _pick(mix: dict, rng: np.random.Generator):
@@ -342,7 +346,7 @@ def _plan(stack: Stack, index: int, seed: int, case_mix: dict[str, float] | None
             marks.append(pm if pm is not None else random_pass_marks(run.template, run.lesson, rng, case_mix, ps.is_spare))
         pose = sample_pose(stack.profile, rng, o)
         back = stack.duplex and not profile.phone and (stack.backs is None or sheet in stack.backs)
-        jobs.append(_Job(stack, sheet, tuple(marks), session, pose, (seed, index, k + 1), back))
+        jobs.append(_Job(run, stack.format, sheet, tuple(marks), session, pose, (seed, index, k + 1), back))
     return run, jobs
 
 
@@ -454,7 +458,7 @@ def make_batch(
             Stack(
                 name=f"scan_{li + 1:03d}",
                 template=tpl,
-                lesson=_lesson(tpl, li),
+                lesson=sample_lesson(tpl, li),
                 pupils=pupils,
                 spares=spares,
                 paper=paper,
@@ -489,7 +493,7 @@ def make_batch(
 def demo_stacks() -> list[Stack]:
     """The committed ``sample_scans/`` set: ~12 pages across devices, formats and templates."""
     pupils = tuple(content.demo_pupils())
-    classic, ticks, criteria = _lesson("classic", 0), _lesson("ticks", 1), _lesson("criteria", 2)
+    classic, ticks, criteria = sample_lesson("classic", 0), sample_lesson("ticks", 1), sample_lesson("criteria", 2)
     hard = (
         (1, PassMarks.multiple("green", "orange", instrument="felt-tip", text="I think I did it but not all of it.")),
         (2, PassMarks.blank()),
@@ -512,11 +516,11 @@ def demo_stacks() -> list[Stack]:
         ),
         # Printed on a black-and-white laser, then copied; US Letter, 2-up, as a PDF.
         Stack(
-            "mono_letter", "classic", _lesson("classic", 1), pupils, 0, "letter", 2, (1, 5), "mono-printer", "pdf",
+            "mono_letter", "classic", sample_lesson("classic", 1), pupils, 0, "letter", 2, (1, 5), "mono-printer", "pdf",
             orientation=180, settings=(("dpi", 200), ("mode", "gray")),
         ),
         # A spare pass (write-in name) scanned to PNG.
-        Stack("spare_png", "classic", _lesson("classic", 2), pupils, 2, "a4", 2, (6,), "bw-copier", "png", orientation=0),
+        Stack("spare_png", "classic", sample_lesson("classic", 2), pupils, 2, "a4", 2, (6,), "bw-copier", "png", orientation=0),
     ]
 
 

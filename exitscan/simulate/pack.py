@@ -63,9 +63,9 @@ def pdf_bytes(pages: list[Scan], title: str = "Scan") -> bytes:
     info = add(f"<< /Producer (exitscan scan simulator) /Title ({title}) >>".encode())
     kids = []
     for sc in pages:
-        h, w = sc.raw.shape[:2]
+        w, h = sc.size
         if sc.mode == "1":
-            data = g4_strip(sc.raw)
+            data = g4_strip(sc.pixels())
             img = stream(
                 f"/Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray "
                 f"/BitsPerComponent 1 /Filter /CCITTFaxDecode "
@@ -77,7 +77,7 @@ def pdf_bytes(pages: list[Scan], title: str = "Scan") -> bytes:
             if sc.jpeg is not None:
                 img = stream(f"/Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace {cs} /BitsPerComponent 8 /Filter /DCTDecode", sc.jpeg)
             else:
-                raw = np.ascontiguousarray(sc.raw).tobytes()
+                raw = np.ascontiguousarray(sc.pixels()).tobytes()
                 img = stream(f"/Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace {cs} /BitsPerComponent 8 /Filter /FlateDecode", zlib.compress(raw, 6))
         im_no = add(img)
         pw, ph = w * 72.0 / sc.dpi, h * 72.0 / sc.dpi
@@ -109,7 +109,7 @@ def write_pdf(path: Path, pages: list[Scan]) -> None:
 
 
 def _tiff_frame(sc: Scan) -> Image.Image:
-    im = _pil(sc.raw)
+    im = _pil(sc.pixels())
     info: dict = {"dpi": (sc.dpi, sc.dpi)}
     if sc.mode == "1":
         info["compression"] = "group4"
@@ -141,10 +141,11 @@ def image_bytes(sc: Scan, fmt: str) -> bytes:
     if fmt == "jpeg":
         if sc.jpeg is not None:
             return sc.jpeg
-        arr = sc.raw.astype(np.uint8) * 255 if sc.mode == "1" else sc.raw
+        px = sc.pixels()
+        arr = px.astype(np.uint8) * 255 if sc.mode == "1" else px
         _pil(arr).save(buf, "JPEG", quality=90, dpi=(sc.dpi, sc.dpi))
     elif fmt == "png":
-        _pil(sc.raw).save(buf, "PNG", dpi=(sc.dpi, sc.dpi))
+        _pil(sc.pixels()).save(buf, "PNG", dpi=(sc.dpi, sc.dpi))
     else:
         raise ValueError(f"unknown image format {fmt!r}")
     return buf.getvalue()

@@ -272,23 +272,39 @@ class Scan:
     """A scanned page: the device's pixels, and the JPEG it wrote (if it did).
 
     ``image`` is what a reader gets back from the file (the JPEG decoded, else ``raw``).
+    ``raw`` (the pixels before JPEG compression) may be dropped once only the JPEG is needed
+    (`lean`), so pages travel light between processes.
     """
 
-    raw: np.ndarray  # before lossy encoding
+    raw: np.ndarray | None  # before lossy encoding
     dpi: int  # resolution of the page (a phone's: about, at the page; its JPEG says 72)
     mode: str  # rgb, gray, 1
     jpeg: bytes | None  # the JPEG as the device wrote it (None: lossless or G4)
     jpeg_quality: int | None
     sheet_to_page: np.ndarray  # 3x3: the sheet's mm (the PDF page's frame) -> page pixels
+    size: tuple[int, int] = (0, 0)  # (width, height) in pixels
+
+    def __post_init__(self) -> None:
+        if self.raw is not None:
+            self.size = (int(self.raw.shape[1]), int(self.raw.shape[0]))
 
     @cached_property
     def image(self) -> np.ndarray:
-        return decode_jpeg(self.jpeg) if self.jpeg is not None else self.raw
+        return decode_jpeg(self.jpeg) if self.jpeg is not None else self.pixels()
 
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height) in pixels."""
-        return (self.raw.shape[1], self.raw.shape[0])
+    def pixels(self) -> np.ndarray:
+        """The best pixels there are: ``raw``, else the decoded JPEG."""
+        if self.raw is not None:
+            return self.raw
+        if self.jpeg is None:
+            raise ValueError("a scan with neither pixels nor a JPEG")
+        return decode_jpeg(self.jpeg)
+
+    def lean(self) -> Scan:
+        """This scan without ``raw`` when the JPEG says it all."""
+        if self.jpeg is None:
+            return self
+        return Scan(None, self.dpi, self.mode, self.jpeg, self.jpeg_quality, self.sheet_to_page, self.size)
 
 
 def _resample_source(src: np.ndarray, size_mm: tuple[float, float], px_per_mm_out: float) -> tuple[np.ndarray, np.ndarray]:
@@ -332,9 +348,9 @@ def _noise(img: np.ndarray, sigma: float, rng: np.random.Generator, mottle: floa
     if mottle > 0:
         low = rng.standard_normal((max(2, h // 32), max(2, w // 32)), dtype=np.float32)
         n += cv2.resize(cv2.GaussianBlur(low, (0, 0), 1.5), (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(mottle)
-    n = np.rint(n, out=n)
-    up = np.clip(n, 0, 255).astype(np.uint8)
-    down = np.clip(-n, 0, 255).astype(np.uint8)
+    # Split into what brightens and what darkens, each rounded and saturated to uint8.
+    up = cv2.convertScaleAbs(cv2.threshold(n, 0, 0, cv2.THRESH_TOZERO)[1])
+    down = cv2.convertScaleAbs(cv2.threshold(n, 0, 0, cv2.THRESH_TOZERO_INV)[1])
     if img.ndim == 3:
         up, down = cv2.merge([up] * 3), cv2.merge([down] * 3)
     return cv2.subtract(cv2.add(img, up), down)
@@ -503,7 +519,8 @@ def _photo(sheet: np.ndarray, size_mm: tuple[float, float], s: Session, pose: Po
         img = cv2.filter2D(img, -1, kernel)
     out = _finish(img, Session(**{**asdict(s), "jpeg_quality": None}), rng, paper_to_page @ printed, s.dpi, mottle=0.0)
     # Phones sharpen before they compress.
-    sharp = cv2.addWeighted(out.raw, 1.5, cv2.GaussianBlur(out.raw, (0, 0), 2.0), -0.5, 0)
+    px = out.pixels()
+    sharp = cv2.addWeighted(px, 1.5, cv2.GaussianBlur(px, (0, 0), 2.0), -0.5, 0)
     q = s.jpeg_quality or 90
     data = encode_jpeg(sharp, q, s.dpi)  # phones write 72 dpi; the page's own is below
     page_dpi = round(px_per_mm * 25.4)
