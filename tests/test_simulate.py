@@ -365,6 +365,8 @@ def test_single_image_files_one_per_page(tmp_path, fmt, suffix, profile):
     assert validate_truth(data, tmp_path) == []
     files = data["files"]
     assert len(files) == 4 and all(len(f["pages"]) == 1 for f in files)
+    assert [f["pages"][0]["kind"] for f in files] == ["pass", "blank", "pass", "blank"]
+    assert all(f["pages"][0]["back_of"] is None for f in files)
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == suffix) == sorted(f["file"] for f in files)
     for f in files:
         with Image.open(tmp_path / f["file"]) as im:

@@ -358,45 +358,56 @@ def make_stacks(
     jobs: int = 1,
     options: dict | None = None,
 ) -> dict:
-    """Scan ``stacks`` into ``out_dir`` and write ``truth.json``; returns the truth document."""
+    """Scan ``stacks`` into ``out_dir`` and write ``truth.json``; returns the truth document.
+
+    Stacks are scanned and written one at a time, so memory holds one stack's pages at most.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plans = [_plan(st, i, seed, case_mix) for i, st in enumerate(stacks)]
-    all_jobs = [j for _, js in plans for j in js]
-    if jobs > 1 and len(all_jobs) > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as ex:
-            results = list(ex.map(_run_job, all_jobs, chunksize=1))
-    else:
-        results = [_run_job(j) for j in all_jobs]
+    n_jobs = sum(len(js) for _, js in plans)
+    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 and n_jobs > 1 else None
     files: list[FileTruth] = []
-    it = iter(results)
-    photo_no = 2041
-    for st, (run, js) in zip(stacks, plans):
-        done = [next(it) for _ in js]
-        pages: list[tuple[Scan, PageTruth]] = []
-        for job, sh in zip(js, done):
-            n = len(pages) + 1
-            pages.append((sh.front, _page_truth(n, "pass", job.sheet, None, sh.front, job.session, sh.pose, sh.passes)))
-            if sh.back is not None and sh.back_pose is not None:
-                pages.append((sh.back, _page_truth(n + 1, "blank", None, n, sh.back, job.session, sh.back_pose, [])))
-        key = run.passes[0].code.lesson_key
-        if st.format in ("pdf", "tiff"):
-            path = out_dir / f"{st.name}{_SUFFIX[st.format]}"
-            (write_pdf if st.format == "pdf" else write_tiff)(path, [s for s, _ in pages])
-            files.append(FileTruth(path.name, st.format, st.profile, st.template, key, [t for _, t in pages]))
-        else:
-            for i, (sc, t) in enumerate(pages, start=1):
-                if get_profile(st.profile).phone:
-                    stem = f"IMG_{photo_no:04d}"
-                    photo_no += 1
-                else:
-                    stem = f"{st.name}_p{i:02d}"
-                path = out_dir / f"{stem}{_SUFFIX[st.format]}"
-                write_image(path, sc, st.format)
-                files.append(FileTruth(path.name, st.format, st.profile, st.template, key, [replace(t, page=1, back_of=1 if t.back_of else None)]))
+    photo_no = [2041]
+    try:
+        for st, (run, js) in zip(stacks, plans):
+            done = list(pool.map(_run_job, js, chunksize=1)) if pool is not None else [_run_job(j) for j in js]
+            files.extend(_write_stack(out_dir, st, run, js, done, photo_no))
+    finally:
+        if pool is not None:
+            pool.shutdown()
     data = to_json(seed, options or {"stacks": [st.name for st in stacks]}, files)
     write_truth(out_dir / "truth.json", data)
     return data
+
+
+def _write_stack(
+    out_dir: Path, st: Stack, run: PrintRun, js: list[_Job], done: list[_Sheet], photo_no: list[int]
+) -> list[FileTruth]:
+    """Pack one stack's scanned pages into its file(s); the truth of each file."""
+    pages: list[tuple[Scan, PageTruth]] = []
+    for job, sh in zip(js, done):
+        n = len(pages) + 1
+        pages.append((sh.front, _page_truth(n, "pass", job.sheet, None, sh.front, job.session, sh.pose, sh.passes)))
+        if sh.back is not None and sh.back_pose is not None:
+            pages.append((sh.back, _page_truth(n + 1, "blank", None, n, sh.back, job.session, sh.back_pose, [])))
+    key = run.passes[0].code.lesson_key
+    if st.format in ("pdf", "tiff"):
+        path = out_dir / f"{st.name}{_SUFFIX[st.format]}"
+        (write_pdf if st.format == "pdf" else write_tiff)(path, [s for s, _ in pages])
+        return [FileTruth(path.name, st.format, st.profile, st.template, key, [t for _, t in pages])]
+    out = []
+    for i, (sc, t) in enumerate(pages, start=1):
+        if get_profile(st.profile).phone:
+            stem = f"IMG_{photo_no[0]:04d}"
+            photo_no[0] += 1
+        else:
+            stem = f"{st.name}_p{i:02d}"
+        path = out_dir / f"{stem}{_SUFFIX[st.format]}"
+        write_image(path, sc, st.format)
+        # One page per file: a back's front is the file before it, not a page of its own file.
+        out.append(FileTruth(path.name, st.format, st.profile, st.template, key, [replace(t, page=1, back_of=None)]))
+    return out
 
 
 def _roster(roster: list[Pupil] | Path | str | None) -> list[Pupil]:

@@ -6,7 +6,7 @@ Written as ``truth.json`` beside a batch (schema ``exitscan-simulator-truth/1``)
      "summary": {"files": 3, "pages": 12, "passes": 30, "blank_pages": 2, "cases": {...}},
      "files": [{"file": "scan_001.pdf", "format": "pdf", "profile": "copier",
                 "template": "classic", "lesson_key": "a3f9c2", "pages": [
-        {"page": 1, "kind": "pass" | "blank", "sheet": 0, "back_of": null,
+        {"page": 1, "kind": "pass" | "blank", "sheet": 0, "back_of": null | 1,
          "profile": "copier", "printer": "colour" | "mono-laser", "orientation": 180,
          "skew_deg": -1.3, "dpi": 300, "mode": "rgb" | "gray" | "1", "size_px": [2481, 3508],
          "encoding": "jpeg" | "g4" | "lossless", "jpeg_quality": 85,
@@ -87,7 +87,7 @@ class PageTruth:
     page: int  # 1-based within its file
     kind: str
     sheet: int | None  # the sheet of the print run (None on a blank back)
-    back_of: int | None  # for a blank back: the page number of its front
+    back_of: int | None  # a blank back in a multi-page file: the page number of its front
     profile: str
     printer: str
     orientation: int
