@@ -9,7 +9,7 @@ local database. It is kept short (bigger QR modules read better on poor scans):
 fields: version, template code, pass serial, lesson key, pupil id, pupil name, class, date,
 number of criteria, lesson title. The lesson title is cut to `LESSON_BYTES` (the same cut
 on every pass of a lesson, so results group by it) and the name to what is left of
-`MAX_PAYLOAD_BYTES`; ``|`` and ``%`` inside fields are %-escaped.
+`MAX_PAYLOAD_BYTES`; ``|``, ``%`` and line breaks inside fields are %-escaped.
 The lesson key is a hash of everything that defines the lesson, so two lessons with the
 same (shortened) title never mix.
 """
@@ -17,6 +17,7 @@ same (shortened) title never mix.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 PREFIX = "EXS1"
@@ -66,15 +67,21 @@ def lesson_key(*parts: object) -> str:
 
 
 def _esc(s: str) -> str:
-    return s.replace("%", "%25").replace("|", "%7C").replace("\n", " ")
+    # Line breaks are escaped too (not turned into spaces), so every field comes back as it went in.
+    return s.replace("%", "%25").replace("|", "%7C").replace("\n", "%0A").replace("\r", "%0D")
+
+
+_UNESC = re.compile("%(25|7C|0A|0D)")
 
 
 def _unesc(s: str) -> str:
-    return s.replace("%7C", "|").replace("%25", "%")
+    # One pass: a decoded "%" never starts another escape ("%257C" is "%7C", not "|").
+    return _UNESC.sub(lambda m: chr(int(m.group(1), 16)), s)
 
 
 def _shorten(s: str, max_bytes: int) -> str:
     """Cut ``s`` so that its escaped UTF-8 form fits in ``max_bytes`` (never mid-character)."""
+    s = s[: max(max_bytes, 0)]  # every character takes at least a byte: no need to try longer
     while s and len(_esc(s).encode("utf-8")) > max_bytes:
         s = s[:-1]
     return s.rstrip()

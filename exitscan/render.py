@@ -152,18 +152,19 @@ def plan_passes(
 
 
 def _wrap(text: str, font: str, size: float, width_pt: float) -> list[str]:
-    words = text.split()
+    """Word-wrap ``text``; a newline in it always starts a new line."""
     lines: list[str] = []
-    cur = ""
-    for w in words:
-        trial = f"{cur} {w}".strip()
-        if pdfmetrics.stringWidth(trial, font, size) <= width_pt or not cur:
-            cur = trial
-        else:
+    for para in text.split("\n"):
+        cur = ""
+        for w in para.split():
+            trial = f"{cur} {w}".strip()
+            if pdfmetrics.stringWidth(trial, font, size) <= width_pt or not cur:
+                cur = trial
+            else:
+                lines.append(cur)
+                cur = w
+        if cur:
             lines.append(cur)
-            cur = w
-    if cur:
-        lines.append(cur)
     # A single word wider than the box still counts as not fitting.
     return lines
 
@@ -206,13 +207,33 @@ def _field_texts(template: Template, lesson: Lesson, spec: PassSpec) -> dict[str
         crit = "Success criteria: " + "  ".join(
             f"{i + 1}. {c}" for i, c in enumerate(lesson.criteria)
         )
+    intention = f"Learning intention: {lesson.intention}" if lesson.intention else ""
+    if crit and _criteria_follow_intention(template):
+        # No place of their own on this template (ticks): the criteria follow the intention
+        # instead of being left off the pass without a word.
+        tb = template.text_block("intention")
+        assert tb is not None
+        both = f"{intention}\n{crit}" if intention else crit
+        # Each on a line of its own when that fits, else one run of text.
+        if intention and fit_text(both, tb.box.w, tb.box.h, tb.font_size, tb.bold, tb.max_lines) is None:
+            both = f"{intention}  {crit}"
+        intention, crit = both, ""
     return {
         "name": spec.name,
         "class_date": class_date,
         "lesson": lesson.lesson,
-        "intention": f"Learning intention: {lesson.intention}" if lesson.intention else "",
+        "intention": intention,
         "criteria": crit,
     }
+
+
+def _criteria_follow_intention(template: Template) -> bool:
+    """The template prints success criteria in the intention's block (it has none for them)."""
+    return (
+        not template.is_per_criterion
+        and template.text_block("criteria") is None
+        and template.text_block("intention") is not None
+    )
 
 
 FIELD_WORDS = {
@@ -248,6 +269,19 @@ def check_fits(template: Template, lesson: Lesson, passes: list[PassSpec]) -> No
                 f"{len(lesson.next_step_options)} next-step options, but the ticks template "
                 f"has room for {len(template.ticks.boxes)}"
             )
+    for spec in passes:
+        # The code must hold id, class and some of the name; a long id (a GUID from the
+        # school's system) or class would otherwise fail halfway through drawing.
+        try:
+            payload.encode(spec.code)
+        except ValueError:
+            who = f"the pupil id {spec.code.student_id!r} and " if spec.code.student_id else ""
+            raise InputError(
+                f"{who}the class {spec.code.class_name!r} {'are' if who else 'is'} too long for the pass's QR code "
+                f"({payload.MAX_PAYLOAD_BYTES} bytes for everything it holds); use "
+                + ("shorter ids in the roster or " if who else "")
+                + "a shorter --class"
+            ) from None
     checked: set[tuple[str, str]] = set()
     for spec in passes:
         for field, text in _field_texts(template, lesson, spec).items():
@@ -255,14 +289,17 @@ def check_fits(template: Template, lesson: Lesson, passes: list[PassSpec]) -> No
             if tb is None or not text or (field, text) in checked:
                 continue
             checked.add((field, text))
+            words = FIELD_WORDS[field]
+            if field == "intention" and lesson.criteria and _criteria_follow_intention(template):
+                words = "the learning intention with the success criteria (printed together here)"
             bad = missing_glyphs(text, tb.bold)
             if bad:
-                raise InputError(f"{FIELD_WORDS[field]} {text!r} has characters the pass font cannot print: {bad}")
+                raise InputError(f"{words} {text!r} has characters the pass font cannot print: {bad}")
             if fit_text(text, tb.box.w, tb.box.h, tb.font_size, tb.bold, tb.max_lines) is None:
                 room = _room(tb.box.w, tb.max_lines, tb.font_size, tb.bold)
                 lines = f"{tb.max_lines} line{'s' if tb.max_lines > 1 else ''}"
                 raise InputError(
-                    f"{FIELD_WORDS[field]} is too long for the {template.name} template: "
+                    f"{words} is too long for the {template.name} template: "
                     f"{len(text)} characters, room for about {room} ({lines} of {tb.box.w:g} mm): "
                     f"{text[:60]!r}{'...' if len(text) > 60 else ''}"
                 )
@@ -374,10 +411,18 @@ def _draw_face(pen: _PassPen, cx: float, cy: float, r: float, kind: int, colour:
 
 
 def _draw_qr(pen: _PassPen, box: Rect, text: str) -> None:
-    w = QrCodeWidget(text, barLevel="M", barBorder=payload.QR_BORDER_MODULES, qrVersion=payload.QR_VERSION)
-    x0, y0, x1, y1 = w.getBounds()
     side = pen.d(box.w)
-    d = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])
+    # Sized directly: asking the widget for its bounds builds the whole code (mask search and
+    # all) a second time, which was half the time of drawing a pass.
+    w = QrCodeWidget(
+        text,
+        barLevel="M",
+        barBorder=payload.QR_BORDER_MODULES,
+        qrVersion=payload.QR_VERSION,
+        barWidth=side,
+        barHeight=side,
+    )
+    d = Drawing(side, side)
     d.add(w)
     px, py = pen.xy(box.x, box.bottom)
     d.drawOn(pen.c, px, py)

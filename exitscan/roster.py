@@ -35,8 +35,11 @@ def load_roster(path: Path) -> list[Pupil]:
         raise InputError(f"{path}: cannot read the roster ({e.strerror})") from None
     try:
         text = raw.decode("utf-8-sig")
+        bad_at = raw.find(b"\x00")  # UTF-16 without a byte-order mark "decodes", NULs and all
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
+        text, bad_at = "", e.start
+    if bad_at >= 0:
+        line = raw[:bad_at].count(b"\n") + 1
         raise InputError(
             f"{shown} line {line}: not UTF-8 text. Save the roster as 'CSV UTF-8' "
             "(in Excel: File > Save As > CSV UTF-8) and try again."
@@ -45,8 +48,20 @@ def load_roster(path: Path) -> list[Pupil]:
         raise InputError(f"{shown}: the roster is empty; it needs a header row 'id,name' and a row per pupil")
     first = text.splitlines()[0]
     delimiter = max((",", ";", "\t"), key=first.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows = list(reader)
+    # strict: an unbalanced double quote is an error, not a name that swallows the next rows.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[list[str]] = []
+    starts: list[int] = []  # the line each row starts on (a quoted value may span lines)
+    last = 0
+    try:
+        for row in reader:
+            rows.append(row)
+            starts.append(last + 1)
+            last = reader.line_num
+    except csv.Error as e:
+        raise InputError(
+            f"{shown} line {last + 1}: cannot read this row ({e}); is a double quote missing or extra?"
+        ) from None
     header = [h.strip() for h in rows[0]]
     lowered = [h.lower() for h in header]
     missing = [c for c in ("id", "name") if c not in lowered]
@@ -62,7 +77,7 @@ def load_roster(path: Path) -> list[Pupil]:
     i_id, i_name = lowered.index("id"), lowered.index("name")
     pupils: list[Pupil] = []
     seen: dict[str, int] = {}
-    for n, row in enumerate(rows[1:], start=2):
+    for n, row in zip(starts[1:], rows[1:]):
         if not any(c.strip() for c in row):
             continue  # blank lines (often at the end) are harmless
         if len(row) != len(header):
@@ -70,6 +85,11 @@ def load_roster(path: Path) -> list[Pupil]:
             raise InputError(
                 f"{shown} line {n}: {len(row)} values but the header has {len(header)} columns "
                 f"({more} than expected; a name with a comma must be in double quotes)"
+            )
+        if any(c in row[i_id] + row[i_name] for c in "\r\n"):
+            raise InputError(
+                f"{shown} line {n}: the pupil's id or name runs over several lines; "
+                "is a closing double quote missing?"
             )
         pid, name = row[i_id].strip(), " ".join(row[i_name].split())
         if not pid:

@@ -369,6 +369,8 @@ def validate(t: Template) -> list[str]:
         if tb.field not in TEXT_FIELDS:
             problems.append(f"unknown text field {tb.field!r}")
     named: list[tuple[str, Rect]] = [("the QR code", t.qr), ("the writing area", t.writing.box)]
+    # A spare's handwritten name is ink like any other: keep it out of face zones and markers.
+    named.append(("the name box", t.name_box))
     named += [(f"text {tb.field}", tb.box) for tb in t.texts]
     for i, row in enumerate(t.ratings):
         for f in row.faces:
