@@ -67,9 +67,10 @@ def evaluate(truth: dict, batch) -> dict:
                 counts["codes_read"] += 1
                 clear = t["case"] == "clear" and not t["spare"] and not t["review"]
                 counts["clear"] += clear
-                right = r.rating == t["rating"]
-                if t.get("criteria"):
-                    right = right and list(r.row_ratings) == list(t["criteria"])
+                if t.get("criteria"):  # rated per criterion; the overall rating derives
+                    right = list(r.row_ratings) == list(t["criteria"])
+                else:
+                    right = r.rating == t["rating"]
                 if r.status == "review":
                     counts["flagged"] += 1
                 elif right:
