@@ -69,6 +69,10 @@ PDF_DPI_MIN = 150.0
 PDF_DPI_MAX = 200.0
 """Highest resolution a PDF page is rendered at: finer costs time and reads no better."""
 PDF_DPI_DEFAULT = 200.0
+#: A PDF page longer than this (inches) is not a scanned sheet (A4 is 11.7, Letter 11).
+_MAX_PAPER_INCHES = 12.5
+#: Long side, in pixels, up to which a photo in a PDF keeps its own resolution.
+_PHOTO_LONG_SIDE = 4200
 """Resolution for a PDF page whose scan resolution cannot be found (no page-sized image)."""
 
 _PDF_SCAN_COVERAGE = 0.3
@@ -365,7 +369,8 @@ def page_count(f: ScanFile) -> int:
 def load_page(f: ScanFile, index: int, *, min_long_side: int = DEFAULT_MIN_LONG_SIDE) -> LoadedPage:
     """Load one page of a file as a greyscale image.
 
-    Large images are reduced by 2 or 4 when the reduced long side stays >= ``min_long_side``
+    Large scans are reduced by 2 or 4 when the reduced long side stays >= ``min_long_side``
+    (photos, whose resolution is unknown, are not: the page is only part of the frame)
     (JPEGs are decoded at reduced size by libjpeg itself, which skips most of the inverse DCT
     and never holds the full image; other formats are reduced right after decoding). PDF pages are rendered with pdfium at the resolution of the page's scan, clamped to
     [``PDF_DPI_MIN``, ``PDF_DPI_MAX``] (``PDF_DPI_DEFAULT`` when unknown), raised within that
@@ -414,7 +419,7 @@ def load_page(f: ScanFile, index: int, *, min_long_side: int = DEFAULT_MIN_LONG_
         gray = _decode_pil(f.display, im) if _has_transparency(im) else None
     reduction = 1
     if gray is None:
-        if fmt == "jpeg":
+        if fmt == "jpeg" and dpi_xy is not None:
             reduction = _choose_reduction(long_side, min_long_side)
         gray = _decode_cv2(f.display, fmt, data, _CV2_FLAGS[reduction])
     return _finish(gray, orientation, dpi_xy, reduction, min_long_side)
@@ -446,7 +451,9 @@ def _finish(
     if dpi_xy is not None and orientation in (5, 6, 7, 8):
         dpi_xy = (dpi_xy[1], dpi_xy[0])
     gray, dpi = _square_pixels(gray, dpi_xy)
-    if reduction == 1:
+    # No trustworthy resolution means a photo (phones write 72 dpi): the page fills only part
+    # of the frame and 4-up passes are small in it, so it keeps every pixel it has.
+    if reduction == 1 and dpi is not None:
         reduction = _choose_reduction(max(gray.shape), min_long_side)
         if reduction > 1:
             rows, cols = gray.shape
@@ -941,6 +948,11 @@ def _pdf_render_dpi(
     scan_dpi = _pdf_scan_dpi(page, width_pt * height_pt)
     dpi = PDF_DPI_DEFAULT if scan_dpi is None else min(max(scan_dpi, PDF_DPI_MIN), PDF_DPI_MAX)
     dpi = max(dpi, min(PDF_DPI_MAX, min_long * 72.0 / max(width_pt, height_pt)))
+    long_in = max(width_pt, height_pt) / 72.0
+    if scan_dpi is not None and long_in > _MAX_PAPER_INCHES:
+        # Bigger than any sheet of paper: a photo put in a PDF (phone scanning apps do it).
+        # The page is only part of the frame, so keep the photo's own pixels.
+        dpi = max(dpi, min(scan_dpi, _PHOTO_LONG_SIDE / long_in))
     pixels = (width_pt * dpi / 72.0) * (height_pt * dpi / 72.0)
     if pixels > MAX_PIXELS:  # a poster-sized page: render coarser rather than exhaust memory
         dpi *= math.sqrt(MAX_PIXELS / pixels)

@@ -331,7 +331,7 @@ def test_reduction_never_goes_below_min_long_side(tmp_path):
     page = load_page(scan_file(small), 0)
     assert page.reduction == 1 and page.image.shape == (3000, 2000)
     strip = tmp_path / "strip.jpg"
-    Image.fromarray(sheet(7000, 500)).save(strip, quality=85)
+    Image.fromarray(sheet(7000, 500)).save(strip, quality=85, dpi=(600, 600))
     page = load_page(scan_file(strip), 0)
     assert page.reduction == 4 and page.image.shape == (1750, 125)
 
@@ -349,7 +349,8 @@ def test_implausible_resolution_metadata_is_treated_as_unknown(tmp_path):
     path = tmp_path / "phone.jpg"  # phones write 72 dpi on a 4000-pixel photo: a 55-inch "sheet"
     Image.fromarray(sheet(4000, 3000)).save(path, quality=80, dpi=(72, 72))
     page = load_page(scan_file(path), 0)
-    assert page.dpi is None and page.reduction == 2
+    # A photo: the page is only part of the frame, so every pixel is kept.
+    assert page.dpi is None and page.reduction == 1 and page.image.shape == (4000, 3000)
 
 
 # --------------------------------------------------------------------------------------------
