@@ -71,16 +71,29 @@ class TickReading:
 def ink_map(pass_img: np.ndarray, ref: Reference) -> np.ndarray:
     """Normalise a registered pass: (rows, cols) float32, 1.0 = its paper.
 
-    ``pass_img`` is the pass warped to the reference's frame and scale, uint8. The paper
-    level comes from a coarse max filter, wider than a face, so colouring-in is not paper.
+    ``pass_img`` is the pass warped to the reference's frame and scale, uint8. The paper's
+    brightness is measured only where the blank pass is bare paper, as the brightest paper
+    within ~4.5 mm (a mark never covers all the paper around it), and carried smoothly
+    into the printed parts. So a phone's shadow or uneven light is followed closely, and
+    colouring-in, which sits on a face and not on paper, is never taken for paper.
     """
     h, w = pass_img.shape
     f = 1.0 / ref.px_per_mm
-    small = cv2.resize(pass_img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    bg = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (25, 25)))
-    bg = cv2.GaussianBlur(bg, (0, 0), 6)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    img = pass_img.astype(np.float32)
+    num = cv2.resize(img * ref.paper, size, interpolation=cv2.INTER_AREA)
+    den = cv2.resize(ref.paper, size, interpolation=cv2.INTER_AREA)
+    paper = np.where(den > 0.5, num / np.maximum(den, 1e-3), 0.0).astype(np.float32)
+    env = cv2.dilate(paper, np.ones((9, 9), np.uint8))
+    known = (env > 0).astype(np.float32)
+    if not known.all():  # far from any bare paper: carry the envelope in from around
+        fill = cv2.GaussianBlur(env, (0, 0), 6.0) / np.maximum(cv2.GaussianBlur(known, (0, 0), 6.0), 1e-3)
+        env = np.where(known > 0, env, fill)
+        if not (known > 0).any():
+            env = np.full_like(env, float(np.percentile(img, 95)))
+    bg = cv2.GaussianBlur(env, (0, 0), 2.0)
     bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
-    return pass_img.astype(np.float32) / np.maximum(bg, 8).astype(np.float32)
+    return img / np.maximum(bg, 8.0)
 
 
 def _zone_slices(zone: Rect, ref: Reference) -> tuple[slice, slice]:
@@ -133,30 +146,45 @@ def _geometry(ref: Reference, face: Face, row_index: int) -> _FaceGeometry:
     return g
 
 
-def _fill_calibration(norm: np.ndarray, ref: Reference, row: RatingRow, row_index: int) -> float:
-    """How much darker (or lighter) the faces' tinted fill prints than the reference expects.
+def _fill_calibration(norm: np.ndarray, ref: Reference, row: RatingRow, row_index: int) -> list[float]:
+    """How much darker (or lighter) each face's tinted fill printed than the reference says.
 
-    The median over the three faces of observed/expected fill level: one coloured-in face
-    does not move it.
+    Printers, copiers and black-and-white dithering change each tint differently, so each
+    face has its own factor; but a face is never expected darker than the row's median
+    factor, so one coloured-in face still stands out as ink.
     """
-    ratios = []
+    ratios: list[float | None] = []
     for f in row.faces:
         g = _geometry(ref, f, row_index)
         fill = g.fill & (g.lum < 0.97)
         if fill.sum() < 10:
+            ratios.append(None)
             continue
         obs = float(np.percentile(norm[g.ys, g.xs][fill], 60))
         exp = float(np.median(g.lum[fill]))
         ratios.append(obs / max(exp, 0.05))
-    return float(np.median(ratios)) if ratios else 1.0
+    known = [r for r in ratios if r is not None]
+    median = float(np.median(known)) if known else 1.0
+    return [median if r is None else max(r, median) for r in ratios]
 
 
 _NEIGHBOURS = np.ones((3, 3), np.float32)
 
 
-def score_face(norm: np.ndarray, ref: Reference, face: Face, fill_k: float, row_index: int = 0) -> FaceScore:
+def score_face(
+    norm: np.ndarray,
+    ref: Reference,
+    face: Face,
+    fill_k: float,
+    row_index: int = 0,
+    smooth: np.ndarray | None = None,
+) -> FaceScore:
+    """Ink in one face's zone. ``smooth``: a smoothed ``norm`` read inside the face instead
+    (black-and-white scans, where a dithered tint is dots of black, not a grey)."""
     g = _geometry(ref, face, row_index)
     n = norm[g.ys, g.xs]
+    if smooth is not None:
+        n = np.where(g.inside, smooth[g.ys, g.xs], n)
     s = ref.px_per_mm
     # Expected level: paper is 1.0; inside the face the tinted fill, as printed on this pass.
     expected = np.where(g.inside, np.minimum(g.lum * fill_k, 1.0), 1.0)
@@ -176,10 +204,27 @@ def score_face(norm: np.ndarray, ref: Reference, face: Face, fill_k: float, row_
     return FaceScore(face.name, ink_mm2, inner, ring, density)
 
 
-def read_row(norm: np.ndarray, ref: Reference, row: RatingRow, row_index: int = 0) -> RowReading:
+def is_bilevel(img: np.ndarray) -> bool:
+    """A black-and-white (1-bit) scan, as loaded: nearly every pixel is at one extreme."""
+    return bool(np.mean((img < 40) | (img > 215)) > 0.97)
+
+
+def smoothed(norm: np.ndarray, ref: Reference) -> np.ndarray:
+    """``norm`` blurred over ~0.5 mm: a dithered tint becomes the grey it stands for."""
+    return cv2.GaussianBlur(norm, (0, 0), 0.5 * ref.px_per_mm)
+
+
+def read_row(
+    norm: np.ndarray,
+    ref: Reference,
+    row: RatingRow,
+    row_index: int = 0,
+    smooth: np.ndarray | None = None,
+) -> RowReading:
     """Decide which face of a row was marked, with a margin; unsure means review."""
-    k = _fill_calibration(norm, ref, row, row_index)
-    scores = tuple(score_face(norm, ref, f, k, row_index) for f in row.faces)
+    base = smooth if smooth is not None else norm
+    ks = _fill_calibration(base, ref, row, row_index)
+    scores = tuple(score_face(norm, ref, f, k, row_index, smooth) for f, k in zip(row.faces, ks))
     size = row.faces[0].radius / NOMINAL_RADIUS
     marked_t = MARKED_MM2 * max(size, 0.45)
     clean_t = CLEAN_MM2 * max(size, 0.6)

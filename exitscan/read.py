@@ -16,7 +16,7 @@ import numpy as np
 
 from exitscan import payload
 from exitscan.identify import read_code
-from exitscan.marks import RowReading, TickReading, ink_map, read_row, read_ticks
+from exitscan.marks import RowReading, TickReading, ink_map, is_bilevel, read_row, read_ticks, smoothed
 from exitscan.reference import READ_PX_PER_MM, reference
 from exitscan.register import Incomplete, Registration, find_markers, page_ink_fraction, register_page, warp
 from exitscan.template import CORNERS, FACE_NAMES, Rect, Template, available_templates, load_template, template_by_code
@@ -109,8 +109,10 @@ def _crop(gray: np.ndarray, reg: Registration, box: Rect) -> bytes:
     return _png(warp(gray, reg, box.x, box.y, box.w, box.h, CROP_PX_PER_MM))
 
 
-def read_pass(gray: np.ndarray, reg: Registration, source: str, page: int, position: int) -> PassResult:
-    """Identify and read one registered pass."""
+def read_pass(
+    gray: np.ndarray, reg: Registration, source: str, page: int, position: int, bilevel: bool = False
+) -> PassResult:
+    """Identify and read one registered pass. ``bilevel``: the page is a 1-bit scan."""
     ident = read_code(gray, reg, template_by_code("C"))
     code = ident.code
     reasons: list[str] = []
@@ -127,12 +129,13 @@ def read_pass(gray: np.ndarray, reg: Registration, source: str, page: int, posit
     t = template
     seen = warp(gray, reg, 0, 0, t.size[0], t.size[1], READ_PX_PER_MM)
     norm = ink_map(seen, ref)
+    smooth = smoothed(norm, ref) if bilevel else None
 
     n_rows = 1
     if t.is_per_criterion:
         n_rows = code.n_criteria if code is not None and code.n_criteria else t.max_criteria
         n_rows = max(1, min(n_rows, t.max_criteria))
-    rows = [read_row(norm, ref, t.ratings[i], i) for i in range(n_rows)]
+    rows = [read_row(norm, ref, t.ratings[i], i, smooth) for i in range(n_rows)]
     for i, r in enumerate(rows):
         if not r.confident:
             where = f"criterion {i + 1}: " if t.is_per_criterion else ""
@@ -212,7 +215,8 @@ def read_page(gray: np.ndarray, source: str, page: int, debug: bool = False) -> 
     markers = find_markers(gray)
     regs, incomplete = register_page(gray, lambda g: classic, markers)
     problems: list[Problem] = []
-    results = [read_pass(gray, reg, source, page, i + 1) for i, reg in enumerate(regs)]
+    bilevel = is_bilevel(gray[::3, ::3]) if regs else False
+    results = [read_pass(gray, reg, source, page, i + 1, bilevel) for i, reg in enumerate(regs)]
     for inc in incomplete:
         seen = ", ".join(CORNERS[m.corner] for m in sorted(inc.markers, key=lambda m: m.corner))
         problems.append(

@@ -35,6 +35,7 @@ class Reference:
     px_per_mm: float
     lum: np.ndarray  # (rows, cols) float32
     printed: np.ndarray  # (rows, cols) bool: dark print (outlines, features, text), dilated
+    paper: np.ndarray  # (rows, cols) float32: 1 where the blank pass is bare paper, else 0
     small: np.ndarray  # (rows, cols) uint8 at 1 px/mm, for telling templates apart
 
 
@@ -73,5 +74,9 @@ def reference(template_name: str, px_per_mm: float = READ_PX_PER_MM) -> Referenc
     # Print darker than the faces' tinted fill (outlines, features, text) hides ink on it; a little dilation absorbs registration error (~0.4 mm).
     k = max(1, round(0.4 * px_per_mm)) * 2 + 1
     printed = cv2.dilate((lum < 0.7).astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+    # Bare paper, well clear of any print: where the paper's own brightness can be measured.
+    k2 = max(1, round(0.8 * px_per_mm)) * 2 + 1
+    anything = cv2.dilate((lum < 0.97).astype(np.uint8), np.ones((k2, k2), np.uint8)) > 0
+    paper = (~anything).astype(np.float32)
     small = cv2.resize(img, (round(w), round(h)), interpolation=cv2.INTER_AREA)
-    return Reference(t, px_per_mm, lum, printed, small)
+    return Reference(t, px_per_mm, lum, printed, paper, small)
