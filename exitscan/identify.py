@@ -37,7 +37,12 @@ def _symbol_corners(template: Template, px_per_mm: float) -> np.ndarray:
 #: Pixels per module when the module grid is resampled, and the central part of each
 #: module that is averaged (the edges blur into the neighbours).
 _PER_MODULE = 7
-_CORE = slice(2, 5)
+_CORE = slice(3, 4)
+#: (blur sigma, amount) of the unsharp masks tried on the module levels: blur spreads a lone
+#: dark module into its light neighbours; sharpening the grid undoes some of it. Measured on
+#: 136-dpi phone PDFs (0.52 mm modules, 2.7 px): 0 of 31 unread codes -> 18 of 31.
+_SHARPEN = ((0.7, 0.0), (0.7, 2.5), (0.7, 4.0), (0.7, 6.0))
+_THRESHOLDS = (0.5, 0.42, 0.58, 0.35, 0.65)
 
 
 def _finder_mask(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,17 +90,17 @@ def _decode_resampled(detector, gray: np.ndarray, reg: Registration, template: T
         return []  # no contrast: there is no code here (or it is covered)
     n = levels.shape[0]
     corners = np.array([[[32, 32], [32 + 8 * n, 32], [32 + 8 * n, 32 + 8 * n], [32, 32 + 8 * n]]], np.float32) - 0.5
-    texts = []
-    for f in (0.5, 0.42, 0.58, 0.35, 0.65):
-        bits = levels < lo + f * (hi - lo)
-        try:
-            text, _ = detector.decode(_render_symbol(bits), corners)
-        except cv2.error:
-            continue
-        if text:
-            texts.append(text)
-            break
-    return texts
+    for sigma, amount in _SHARPEN:
+        lv = levels + amount * (levels - cv2.GaussianBlur(levels, (0, 0), sigma)) if amount else levels
+        lo, hi = float(np.median(lv[dark])), float(np.median(lv[light]))
+        for f in _THRESHOLDS:
+            try:
+                text, _ = detector.decode(_render_symbol(lv < lo + f * (hi - lo)), corners)
+            except cv2.error:
+                continue
+            if text:
+                return [text]
+    return []
 
 
 def read_code(gray: np.ndarray, reg: Registration, template: Template) -> Identity:

@@ -376,7 +376,7 @@ BAD_INPUTS = {
                        ["roster.csv line 3", "not UTF-8", "CSV UTF-8"]),
     "missing roster": ({}, ["--roster", "nosuch.csv"], ["nosuch.csv", "not found"]),
     "name too long": ({"roster.csv": ("id,name\n1," + "Maximiliana Wolfeschlegelsteinhausenbergerdorff " * 3 + "\n").encode()},
-                      ["--roster", "roster.csv"], ["the pupil's name", "too long", "room for about", "98 mm"]),
+                      ["--roster", "roster.csv"], ["the pupil's name", "too long", "room for about", "95 mm"]),
     "lesson too long": ({}, ["--lesson", "Writing a persuasive letter to the council about the playground " * 2],
                         ["the lesson title", "too long", "room for about"]),
     "criterion too long": ({}, ["--template", "criteria", "--criterion", "I can " + "use interesting adjectives " * 5],
