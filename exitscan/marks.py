@@ -204,6 +204,21 @@ def score_face(
     return FaceScore(face.name, ink_mm2, inner, ring, density)
 
 
+def row_printed(norm: np.ndarray, ref: Reference, row: RatingRow, row_index: int) -> bool:
+    """Whether a rating row's faces were printed at all (criteria passes print only as many
+    rows as the lesson has criteria; without the pass code, the page must say)."""
+    printed = []
+    for f in row.faces:
+        g = _geometry(ref, f, row_index)
+        outline = g.printed & g.inside
+        if outline.any():
+            # The darkest quarter: the outline and features, which every printer keeps.
+            seen = float(np.percentile(norm[g.ys, g.xs][outline], 25))
+            blank = float(np.percentile(g.lum[outline], 25))
+            printed.append(seen < 1.0 - 0.5 * (1.0 - blank))  # nearer the print than paper
+    return sum(printed) >= 2
+
+
 def is_bilevel(img: np.ndarray) -> bool:
     """A black-and-white (1-bit) scan, as loaded: nearly every pixel is at one extreme."""
     return bool(np.mean((img < 40) | (img > 215)) > 0.97)

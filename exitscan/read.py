@@ -16,7 +16,16 @@ import numpy as np
 
 from exitscan import payload
 from exitscan.identify import read_code
-from exitscan.marks import RowReading, TickReading, ink_map, is_bilevel, read_row, read_ticks, smoothed
+from exitscan.marks import (
+    RowReading,
+    TickReading,
+    ink_map,
+    is_bilevel,
+    read_row,
+    read_ticks,
+    row_printed,
+    smoothed,
+)
 from exitscan.reference import READ_PX_PER_MM, reference
 from exitscan.register import Incomplete, Registration, find_markers, page_ink_fraction, register_page, warp
 from exitscan.template import CORNERS, FACE_NAMES, Rect, Template, available_templates, load_template, template_by_code
@@ -133,8 +142,10 @@ def read_pass(
 
     n_rows = 1
     if t.is_per_criterion:
-        n_rows = code.n_criteria if code is not None and code.n_criteria else t.max_criteria
-        n_rows = max(1, min(n_rows, t.max_criteria))
+        if code is not None and code.n_criteria:
+            n_rows = min(code.n_criteria, t.max_criteria)
+        else:  # no code to say how many criteria: count the rows printed
+            n_rows = sum(row_printed(norm, ref, r, i) for i, r in enumerate(t.ratings)) or 1
     rows = [read_row(norm, ref, t.ratings[i], i, smooth) for i in range(n_rows)]
     for i, r in enumerate(rows):
         if not r.confident:

@@ -205,6 +205,20 @@ def test_an_unreadable_code_is_review_never_a_wrong_pupil():
     assert r.name_png  # the reviewer gets the top of the pass to see whose it is
 
 
+def test_without_its_code_a_criteria_pass_still_counts_its_printed_rows():
+    page = make_page(PassMarks.criteria("green", "red", "orange"), template="criteria", per_page=1, profile="clean", orientation=0, seed=6)
+    assert len(page.truth.passes[0].criteria) == 3  # of the template's 4 rows
+    img = gray(page).copy()
+    t = load_template("criteria")
+    regs, _ = register_page(img, lambda g: t)
+    q = t.qr
+    quad = cv2.perspectiveTransform(np.array([[(q.x, q.y), (q.right, q.y), (q.right, q.bottom), (q.x, q.bottom)]], np.float64), regs[0].to_image())
+    cv2.fillPoly(img, [np.int32(quad[0])], 255)  # the code torn off
+    r = read_page(img, "torn.png", 1).passes[0]
+    assert r.code is None and r.template == "criteria"
+    assert r.row_ratings == ("green", "red", "orange") and r.status == "review"
+
+
 def test_spare_passes_are_review_with_the_name_cropped():
     page = make_page(PassMarks(marks=(Mark("green"),), name="Amara"), pupils=[], per_page=1, profile="copier", orientation=0, seed=4)
     r = read(page).passes[0]
