@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# One command for a teacher's machine: install everything, then read the bundled sample
-# scans and say where the spreadsheet is.
+# One command for a teacher's machine: install everything exitscan needs, then read the
+# bundled sample scans (sample_scans/) and say where the results are.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/install.sh
-.venv/bin/exitscan generate --lesson "Writing: describing a character" --class P3B \
-  --criterion "I can use adjectives" --out exitscan-sample-passes.pdf
-echo "Sample passes to print: $(pwd)/exitscan-sample-passes.pdf"
+echo "Reading the sample scans in sample_scans/ ..."
+.venv/bin/exitscan process sample_scans --out exitscan-results
+echo
+echo "Done. Open the results in $(pwd)/exitscan-results/"
+echo "To read your own scans:  .venv/bin/exitscan process FOLDER --out RESULTS"
+echo "To print passes:         .venv/bin/exitscan generate --roster class.csv --out passes.pdf"
