@@ -33,6 +33,9 @@ SCRIBBLE_DENSITY = 0.22
 #: Darker than the expected level by this fraction counts as ink.
 INK_CONTRAST = 0.22
 NOMINAL_RADIUS = 8.5
+#: Inked fraction of a tick box's inside that counts as ticked, and below which it is clean.
+TICKED_FRACTION = 0.075
+UNCLEAR_TICK_FRACTION = 0.045
 
 
 @dataclass(frozen=True)
@@ -240,9 +243,11 @@ def read_row(
     base = smooth if smooth is not None else norm
     ks = _fill_calibration(base, ref, row, row_index)
     scores = tuple(score_face(norm, ref, f, k, row_index, smooth) for f, k in zip(row.faces, ks))
+    # Smaller faces take smaller marks: a tick or cross across a face scales with its size,
+    # and on a small face most of it falls on the print, where ink can't be seen.
     size = row.faces[0].radius / NOMINAL_RADIUS
-    marked_t = MARKED_MM2 * max(size, 0.45)
-    clean_t = CLEAN_MM2 * max(size, 0.6)
+    marked_t = MARKED_MM2 * max(size * size, 0.25)
+    clean_t = CLEAN_MM2 * max(size, 0.5)
     inks = [sc.ink_mm2 for sc in scores]
     order = sorted(range(3), key=lambda i: -inks[i])
     marked = [i for i in range(3) if inks[i] >= marked_t]
@@ -298,8 +303,10 @@ def read_ticks(norm: np.ndarray, ref: Reference, boxes: tuple[Rect, ...], n: int
         ink = (norm[ys, xs] < 1.0 - INK_CONTRAST) & ~ref.printed[ys, xs]
         frac = float(ink.mean()) if ink.size else 0.0
         fills.append(round(frac, 3))
-        if frac >= 0.10:
+        # A tick's stroke across the 3 mm inside of a box covers 10-30% of it; ink clipped
+        # from a neighbour's tick or the pupil's writing stays under 5%.
+        if frac >= TICKED_FRACTION:
             ticked.append(j)
-        elif frac >= 0.035:
+        elif frac >= UNCLEAR_TICK_FRACTION:
             unclear.append(j)
     return TickReading(tuple(ticked), tuple(unclear), tuple(fills))
