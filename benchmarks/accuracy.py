@@ -7,7 +7,8 @@ For each scan profile, N passes are simulated (`exitscan.simulate.make_batch`), 
 - flagged: status review (a person looks; never counted as wrong);
 - silently wrong: status ok but the rating (or any criterion's, or the pupil) is not the
   truth's, the worst bug this product can have;
-- missing: a pass of the truth with no result row.
+- missing: a pass of the truth with no result row for its pupil (its code unread, so the
+  row is flagged with no name, or the pass not found at all).
 
 Also: the share of clear passes (one clear mark, named pupil) accepted automatically, the
 share of pass codes read, and every input page accounted for. Prints a markdown table and
@@ -59,14 +60,15 @@ def evaluate(truth: dict, batch) -> dict:
                 missing_examples.append(f"page not accounted for: {f['file']} p{page['page']}")
             for t in page["passes"]:
                 counts["passes"] += 1
+                # Clear: one clear mark on a named pass; what should be accepted automatically.
+                clear = t["case"] == "clear" and not t["spare"] and not t["review"]
+                counts["clear"] += clear
                 r = by_key.get(_key(t["lesson_key"], t["student_id"], t["serial"]))
                 if r is None:
                     counts["missing"] += 1
                     missing_examples.append(f"{f['file']} p{page['page']} serial {t['serial']} ({t['case']})")
                     continue
                 counts["codes_read"] += 1
-                clear = t["case"] == "clear" and not t["spare"] and not t["review"]
-                counts["clear"] += clear
                 if t.get("criteria"):  # rated per criterion; the overall rating derives
                     right = list(r.row_ratings) == list(t["criteria"])
                 else:
@@ -82,8 +84,8 @@ def evaluate(truth: dict, batch) -> dict:
                         f"{f['file']} p{page['page']} serial {t['serial']}: truth {t['rating']} "
                         f"{t.get('criteria') or ''} ({t['case']}, {t['marks']}) read {r.rating} {r.row_ratings} {r.scores}"
                     )
-    # Passes whose code was not read are flagged (never attributed): count them as missing
-    # from the identified set above, but they are on the sheet for a person.
+    # A pass whose code was not read has no pupil, so it can't be matched to the truth: it
+    # counts as missing above, and here as what it is, a result row flagged for a person.
     counts["unidentified_flagged"] = len(unidentified)
     counts["pages"] = pages_in
     counts["pages_accounted"] = pages_in - sum(1 for m in missing_examples if m.startswith("page not"))

@@ -23,7 +23,7 @@ from exitscan.template import FACE_NAMES, Face, RatingRow, Rect
 #: A face at the template's usual size (radius 8.5 mm) is marked with at least this much
 #: ink (mm^2); a pencil tick is ~6-10, a circle ~25-60, colouring-in ~100+. Scaled by face
 #: size for smaller faces.
-MARKED_MM2 = 4.0
+MARKED_MM2 = 3.5
 #: Below this a zone counts as clean (dust, JPEG noise, a stray dot).
 CLEAN_MM2 = 1.2
 #: The strongest face must have this many times the ink of the next one to be accepted.
@@ -76,7 +76,7 @@ def ink_map(pass_img: np.ndarray, ref: Reference) -> np.ndarray:
 
     ``pass_img`` is the pass warped to the reference's frame and scale, uint8. The paper's
     brightness is measured only where the blank pass is bare paper, as the brightest paper
-    within ~4.5 mm (a mark never covers all the paper around it), and carried smoothly
+    within ~2.5 mm (a mark never covers all the paper around it), and carried smoothly
     into the printed parts. So a phone's shadow or uneven light is followed closely, and
     colouring-in, which sits on a face and not on paper, is never taken for paper.
     """
@@ -87,14 +87,14 @@ def ink_map(pass_img: np.ndarray, ref: Reference) -> np.ndarray:
     num = cv2.resize(img * ref.paper, size, interpolation=cv2.INTER_AREA)
     den = cv2.resize(ref.paper, size, interpolation=cv2.INTER_AREA)
     paper = np.where(den > 0.5, num / np.maximum(den, 1e-3), 0.0).astype(np.float32)
-    env = cv2.dilate(paper, np.ones((9, 9), np.uint8))
+    env = cv2.dilate(paper, np.ones((5, 5), np.uint8))
     known = (env > 0).astype(np.float32)
     if not known.all():  # far from any bare paper: carry the envelope in from around
         fill = cv2.GaussianBlur(env, (0, 0), 6.0) / np.maximum(cv2.GaussianBlur(known, (0, 0), 6.0), 1e-3)
         env = np.where(known > 0, env, fill)
         if not (known > 0).any():
             env = np.full_like(env, float(np.percentile(img, 95)))
-    bg = cv2.GaussianBlur(env, (0, 0), 2.0)
+    bg = cv2.GaussianBlur(env, (0, 0), 1.5)
     bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
     return img / np.maximum(bg, 8.0)
 

@@ -7,6 +7,8 @@ reading, the worst bug this product can have.
 
 from __future__ import annotations
 
+import zlib
+
 import cv2
 import numpy as np
 import pytest
@@ -59,7 +61,7 @@ def assert_right_or_review(result, truth_page):
 )
 def test_each_mark_kind_and_instrument_is_read_on_every_face(kind, instrument):
     marks = [PassMarks.clear(face, kind, instrument) for face in ("green", "orange", "red", "green")]
-    page = make_page(marks, per_page=4, profile="copier", orientation=0, seed=hash((kind, instrument)) % 1000)
+    page = make_page(marks, per_page=4, profile="copier", orientation=0, seed=zlib.crc32(f"{kind}{instrument}".encode()) % 1000)
     res = read(page)
     got = by_serial(res)
     assert len(got) == 4
