@@ -81,22 +81,20 @@ def ink_map(pass_img: np.ndarray, ref: Reference) -> np.ndarray:
     colouring-in, which sits on a face and not on paper, is never taken for paper.
     """
     h, w = pass_img.shape
-    f = 1.0 / ref.px_per_mm
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    img = pass_img.astype(np.float32)
-    num = cv2.resize(img * ref.paper, size, interpolation=cv2.INTER_AREA)
-    den = cv2.resize(ref.paper, size, interpolation=cv2.INTER_AREA)
-    paper = np.where(den > 0.5, num / np.maximum(den, 1e-3), 0.0).astype(np.float32)
+    den = ref.paper_small
+    size = (den.shape[1], den.shape[0])
+    num = cv2.resize(cv2.bitwise_and(pass_img, ref.paper), size, interpolation=cv2.INTER_AREA)
+    paper = np.where(den > 0.5, num.astype(np.float32) / np.maximum(den, 1e-3), 0.0).astype(np.float32)
     env = cv2.dilate(paper, np.ones((5, 5), np.uint8))
     known = (env > 0).astype(np.float32)
     if not known.all():  # far from any bare paper: carry the envelope in from around
         fill = cv2.GaussianBlur(env, (0, 0), 6.0) / np.maximum(cv2.GaussianBlur(known, (0, 0), 6.0), 1e-3)
         env = np.where(known > 0, env, fill)
         if not (known > 0).any():
-            env = np.full_like(env, float(np.percentile(img, 95)))
+            env = np.full_like(env, float(np.percentile(pass_img, 95)))
     bg = cv2.GaussianBlur(env, (0, 0), 1.5)
-    bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
-    return img / np.maximum(bg, 8.0)
+    bg = cv2.resize(np.maximum(bg, 8.0), (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.divide(pass_img.astype(np.float32), bg)
 
 
 def _zone_slices(zone: Rect, ref: Reference) -> tuple[slice, slice]:

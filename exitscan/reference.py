@@ -35,7 +35,8 @@ class Reference:
     px_per_mm: float
     lum: np.ndarray  # (rows, cols) float32
     printed: np.ndarray  # (rows, cols) bool: dark print (outlines, features, text), dilated
-    paper: np.ndarray  # (rows, cols) float32: 1 where the blank pass is bare paper, else 0
+    paper: np.ndarray  # (rows, cols) uint8: 255 where the blank pass is bare paper, else 0
+    paper_small: np.ndarray  # (rows/px_per_mm, cols/px_per_mm) float32: bare-paper fraction
     small: np.ndarray  # (rows, cols) uint8 at 1 px/mm, for telling templates apart
 
 
@@ -77,6 +78,7 @@ def reference(template_name: str, px_per_mm: float = READ_PX_PER_MM) -> Referenc
     # Bare paper, well clear of any print: where the paper's own brightness can be measured.
     k2 = max(1, round(0.8 * px_per_mm)) * 2 + 1
     anything = cv2.dilate((lum < 0.97).astype(np.uint8), np.ones((k2, k2), np.uint8)) > 0
-    paper = (~anything).astype(np.float32)
+    paper = np.where(anything, 0, 255).astype(np.uint8)
     small = cv2.resize(img, (round(w), round(h)), interpolation=cv2.INTER_AREA)
-    return Reference(t, px_per_mm, lum, printed, paper, small)
+    paper_small = cv2.resize(paper, (round(w), round(h)), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    return Reference(t, px_per_mm, lum, printed, paper, paper_small, small)
