@@ -141,6 +141,37 @@ def test_any_orientation_several_passes_per_page(orientation):
     assert sum(r.status == "ok" for r in res.passes) == 4
 
 
+def test_cut_slips_sharing_marker_ids_on_one_page_are_told_apart():
+    """Serials 0 and 25 carry the same marker IDs; cut out and scanned together they must
+    still be two passes, each with its own pupil and reading."""
+    from exitscan.simulate.content import default_roster
+
+    roster = default_roster(28)
+    a = make_page([PassMarks.clear("green")], pupils=roster, per_page=4, profile="clean", orientation=0, seed=1, sheet=0)
+    b = make_page([None, PassMarks.clear("red")], pupils=roster, per_page=4, profile="clean", orientation=0, seed=2, sheet=6)
+    ta = next(t for t in a.truth.passes if t.serial == 0)
+    tb = next(t for t in b.truth.passes if t.serial == 25)
+    canvas = np.full((2600, 2000), 250, np.uint8)
+    for page, t, angle, at in ((a, ta, 8.0, (60, 80)), (b, tb, 180.0 - 6.0, (120, 1350))):
+        img = gray(page)
+        # Cut the slip out along its corners (pass frame -> slip image), then lay it down turned.
+        H = np.array(t.homography)
+        w_mm, h_mm = 148, 105
+        S = np.diag([8.0, 8.0, 1.0])  # 8 px/mm on the glass
+        slip = cv2.warpPerspective(img, S @ np.linalg.inv(H), (w_mm * 8, h_mm * 8), borderValue=250)
+        M = cv2.getRotationMatrix2D((w_mm * 4, h_mm * 4), angle, 1.0)
+        M[:, 2] += np.array(at)
+        turned = cv2.warpAffine(slip, M, (canvas.shape[1], canvas.shape[0]), borderValue=0, flags=cv2.INTER_LINEAR)
+        mask = cv2.warpAffine(np.full(slip.shape, 255, np.uint8), M, (canvas.shape[1], canvas.shape[0]), borderValue=0)
+        canvas = np.where(mask > 0, turned, canvas)
+    assert sorted(m.id for m in find_markers(canvas)) == [0, 0, 1, 1, 2, 2, 3, 3]
+    res = read_page(canvas, "slips.png", 1)
+    got = by_serial(res)
+    assert set(got) == {0, 25}, [p.message for p in res.problems]
+    assert got[0].rating == "green" and got[25].rating == "red"
+    assert got[0].code.student_id == ta.student_id and got[25].code.student_id == tb.student_id
+
+
 @pytest.mark.parametrize("profile", ["bw-copier", "low-quality", "phone", "mono-printer"])
 def test_hard_profiles_never_read_silently_wrong(profile):
     ok = 0
