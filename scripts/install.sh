@@ -40,8 +40,20 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras=""
 [ "$with_tests" = 1 ] && extras="[test]"
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 \
-  | grep -vE "^(WARNING: Location|  !!|    with strategy|\s*$)" >&2 || true
+# Reinstall only when the package's requirements changed since the last install.
+stamp=".venv/.exitscan-installed"
+want="$(sha256sum pyproject.toml | cut -c1-16)${extras}"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log=$(mktemp)
+  if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip \
+         && .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "exitscan: installing the Python packages failed (messages above)" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
+  echo "$want" > "$stamp"
+fi
 .venv/bin/python -c "import exitscan, cv2, reportlab, pypdfium2" \
   || { echo "exitscan: the Python packages did not install; see the messages above" >&2; exit 1; }
