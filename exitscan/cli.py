@@ -142,7 +142,7 @@ def process(scans, out, jobs, debug, quiet) -> None:
     if bar is not None:
         click.echo("", err=True)
     click.echo(batch.summary())
-    click.echo(f"Results: {opts.out / 'results.csv'}")
+    click.echo(f"Results: {opts.out / 'results.xlsx'}")
     if not batch.passes and batch.pages:
         raise NothingReadError(f"no pass could be read in {batch.pages} page{'s' if batch.pages != 1 else ''}; see {opts.out / 'problems.csv'}")
 

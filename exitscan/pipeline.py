@@ -2,9 +2,10 @@
 
 The parent lists the inputs and their pages, hands (file, page) tasks to a pool of worker
 processes, collects their typed `PageResult`s in input order, and alone writes files: the
-crops as results arrive (so memory stays flat however long the batch), then results.csv
-and problems.csv atomically at the end. A page that fails in any way becomes a problem row
-and the batch goes on; every input page ends up in results.csv or problems.csv.
+crops as results arrive (so memory stays flat however long the batch), then results.csv,
+problems.csv and the workbook results.xlsx atomically at the end. A page that fails in any
+way becomes a problem row and the batch goes on; every input page ends up in results.csv or
+problems.csv.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from exitscan import lessons
-from exitscan.errors import InputError, OutputError
+from exitscan.errors import ExitscanError, InputError, OutputError
 from exitscan.export import atomic_write_bytes, crop_name, write_problems_csv, write_results_csv
 from exitscan.load import LoadProblem, ScanFile, discover, load_page, page_count
 from exitscan.read import PageResult, PassResult, Problem, read_page
+from exitscan.workbook import write_workbook
 
 
 @dataclass(frozen=True)
@@ -208,5 +210,20 @@ def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None =
             on_page(done, len(work))
     write_results_csv(opts.out / "results.csv", batch.passes, batch.images)
     write_problems_csv(opts.out / "problems.csv", batch.problems)
+    _write_workbook(opts.out, batch)
     batch.seconds = time.perf_counter() - start
     return batch
+
+
+def _write_workbook(out: Path, batch: BatchResult) -> None:
+    """results.xlsx, written last (atomically): if it fails, the CSVs are already complete."""
+    try:
+        write_workbook(out / "results.xlsx", batch.passes, batch.problems, batch.images, out, pages=batch.pages)
+    except ExitscanError:
+        raise
+    except Exception as e:  # noqa: BLE001 - say what is still there, then report the bug
+        detail = "".join(traceback.format_exception_only(type(e), e)).strip()
+        raise ExitscanError(
+            f"{out / 'results.xlsx'}: the spreadsheet could not be made because of an error in exitscan "
+            f"({detail}); results.csv and problems.csv are complete; please report it"
+        ) from e
