@@ -15,6 +15,8 @@ apt_pkgs=(tesseract-ocr tesseract-ocr-eng fonts-dejavu-core)
 if [ "$with_tests" = 1 ]; then
   # The scan simulator writes next steps in handwriting-like fonts.
   apt_pkgs+=(fonts-dkg-handwriting fonts-breip fonts-sjfonts fonts-comic-neue)
+  # A real spreadsheet program opens results.xlsx in the tests (headless LibreOffice Calc).
+  apt_pkgs+=(libreoffice-calc-nogui)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
