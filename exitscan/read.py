@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from exitscan import payload
+from exitscan.handwriting import clean_area
 from exitscan.identify import read_code
 from exitscan.marks import (
     RowReading,
@@ -26,9 +27,11 @@ from exitscan.marks import (
     row_printed,
     smoothed,
 )
+from exitscan.ocr import LOW_CONFIDENCE, OcrEngine
+from exitscan.ocr import draft as ocr_draft
 from exitscan.reference import READ_PX_PER_MM, reference
 from exitscan.register import Incomplete, Registration, find_markers, page_ink_fraction, register_page, warp
-from exitscan.template import CORNERS, FACE_NAMES, Rect, Template, available_templates, load_template, template_by_code
+from exitscan.template import CORNERS, FACE_NAMES, Template, available_templates, load_template, template_by_code
 
 #: A page with less than this fraction of clearly dark pixels (and no markers) is blank.
 BLANK_INK_FRACTION = 0.0015
@@ -68,6 +71,20 @@ class PassResult:
     tick_texts: tuple[str, ...] = ()  # the options' text, when known (lesson record)
     writing_png: bytes = b""
     name_png: bytes = b""
+    # The next step (exitscan.handwriting, exitscan.ocr). The crop is the record; the text a draft.
+    next_step_written: bool = False  # anything written in the area (specks and a stray dot are not)
+    next_step_text: str = ""  # OCR draft, one line; "" when nothing was written or OCR did not run
+    next_step_confidence: float | None = None  # 0-1, the engine's; None when no engine read it
+    next_step_match: str = ""  # the known next step the draft is closest to (filled by the parent)
+    next_step_match_distance: float | None = None  # 0 = same words; see exitscan.nextsteps
+    ocr_engine: str = ""  # "tesseract 5.3.0" when an engine read the crop
+    ocr_seconds: float = 0.0  # time spent in the engine on this pass
+    ocr_error: str = ""  # "timeout: ...", "crashed: ...", "unavailable: ...": the parent reports it once
+
+    @property
+    def next_step_trusted(self) -> bool:
+        """The draft is confident enough to show as it is (else: shown, but marked for a look)."""
+        return bool(self.next_step_text) and (self.next_step_confidence or 0.0) >= LOW_CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -117,14 +134,17 @@ def _png(img: np.ndarray) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def _crop(gray: np.ndarray, reg: Registration, box: Rect) -> bytes:
-    return _png(warp(gray, reg, box.x, box.y, box.w, box.h, CROP_PX_PER_MM))
-
-
 def read_pass(
-    gray: np.ndarray, reg: Registration, source: str, page: int, position: int, bilevel: bool = False
+    gray: np.ndarray,
+    reg: Registration,
+    source: str,
+    page: int,
+    position: int,
+    bilevel: bool = False,
+    ocr: OcrEngine | None = None,
 ) -> PassResult:
-    """Identify and read one registered pass. ``bilevel``: the page is a 1-bit scan."""
+    """Identify and read one registered pass. ``bilevel``: the page is a 1-bit scan;
+    ``ocr``: the engine that drafts the next step's text (None: the crop only)."""
     ident = read_code(gray, reg, template_by_code("C"))
     code = ident.code
     reasons: list[str] = []
@@ -175,6 +195,12 @@ def read_pass(
     }
     if reg.corners_found < 4:
         scores["missing_corner"] = [CORNERS[k] for k in reg.missing_corners]
+    writing = clean_area(gray, reg, t.name, t.writing.box, CROP_PX_PER_MM, bilevel)
+    name = clean_area(gray, reg, t.name, t.name_box, CROP_PX_PER_MM, bilevel) if (code is None or code.is_spare) else None
+    scores["writing"] = writing.evidence
+    if name is not None:
+        scores["name_writing"] = name.evidence
+    text = ocr_draft(writing, ocr)
     return PassResult(
         source=source,
         page=page,
@@ -190,8 +216,14 @@ def read_pass(
         residual_mm=round(reg.residual_mm, 3),
         corners_found=reg.corners_found,
         scores=scores,
-        writing_png=_crop(gray, reg, t.writing.box),
-        name_png=_crop(gray, reg, t.name_box) if (code is None or code.is_spare) else b"",
+        writing_png=writing.png(),
+        name_png=name.png() if name is not None else b"",
+        next_step_written=writing.written,
+        next_step_text=text.text,
+        next_step_confidence=text.confidence,
+        ocr_engine=text.engine,
+        ocr_seconds=text.seconds,
+        ocr_error=text.error,
     )
 
 
@@ -222,15 +254,17 @@ def _debug_image(gray: np.ndarray, regs: list[Registration], incomplete: list[In
     return _png(img)
 
 
-def read_page(gray: np.ndarray, source: str, page: int, debug: bool = False) -> PageResult:
-    """Read every pass on one page image ((rows, cols) uint8). Never raises for bad content."""
+def read_page(gray: np.ndarray, source: str, page: int, debug: bool = False, ocr: OcrEngine | None = None) -> PageResult:
+    """Read every pass on one page image ((rows, cols) uint8). Never raises for bad content.
+
+    ``ocr``: the engine that drafts each next step's text (None: crops only)."""
     start = time.perf_counter()
     classic = load_template("classic")
     markers = find_markers(gray)
     regs, incomplete = register_page(gray, lambda g: classic, markers)
     problems: list[Problem] = []
     bilevel = is_bilevel(gray[::3, ::3]) if regs else False
-    results = [read_pass(gray, reg, source, page, i + 1, bilevel) for i, reg in enumerate(regs)]
+    results = [read_pass(gray, reg, source, page, i + 1, bilevel, ocr) for i, reg in enumerate(regs)]
     for inc in incomplete:
         seen = ", ".join(CORNERS[m.corner] for m in sorted(inc.markers, key=lambda m: m.corner))
         problems.append(

@@ -1,0 +1,213 @@
+"""Handwriting crops: print removed, crossing strokes kept, trimmed, written vs empty.
+
+Pages come from the scan simulator (real passes, handwriting-like fonts, known truth); dirt
+and crossing strokes are drawn onto them in the pass's millimetres through the truth's
+homography, so every test knows exactly what should come out.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from exitscan.handwriting import CROP_PX_PER_MM, clean_area, deslant, slant_of
+from exitscan.nextsteps import best_match, cer, levenshtein, normalise
+from exitscan.read import read_page
+from exitscan.register import find_markers, register_page
+from exitscan.simulate import Mark, PassMarks, make_page
+from exitscan.template import load_template
+
+SENTENCE = "Use commas in a list."
+
+
+def gray(page) -> np.ndarray:
+    img = page.image
+    if img.dtype == bool:
+        return np.where(img, 255, 0).astype(np.uint8)
+    if img.ndim == 3:
+        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    return img.copy()
+
+
+def to_px(page, x_mm: float, y_mm: float, which: int = 0) -> tuple[int, int]:
+    h = np.array(page.truth.passes[which].homography, np.float64)
+    v = h @ np.array([x_mm, y_mm, 1.0])
+    return int(round(v[0] / v[2])), int(round(v[1] / v[2]))
+
+
+def px_per_mm(page, which: int = 0) -> float:
+    a, b = to_px(page, 10, 10, which), to_px(page, 110, 10, which)
+    return float(np.hypot(b[0] - a[0], b[1] - a[1]) / 100)
+
+
+def crop_of(g: np.ndarray, template: str = "classic", bilevel: bool = False, box=None):
+    t = load_template(template)
+    regs, _ = register_page(g, lambda _: t, find_markers(g))
+    assert len(regs) == 1
+    return clean_area(g, regs[0], t.name, box or t.writing.box, CROP_PX_PER_MM, bilevel)
+
+
+@pytest.fixture(scope="module")
+def blank_page():
+    return make_page(PassMarks.clear("green", text=""), profile="clean", seed=4)
+
+
+# --------------------------------------------------------------------------- written or not
+
+
+@pytest.mark.parametrize("profile", ["clean", "copier", "bw-copier", "low-quality", "phone", "mono-printer"])
+def test_written_and_empty_areas_are_told_apart_on_every_profile(profile):
+    marks = [PassMarks.clear("green", text=SENTENCE), PassMarks.clear("orange", text="")]
+    page = make_page(marks, per_page=2, profile=profile, seed=11)
+    res = read_page(gray(page), "scan.png", 1)
+    truth = {t.serial: t for t in page.truth.passes}
+    assert len(res.passes) == 2
+    for p in res.passes:
+        t = truth[p.code.serial]
+        assert p.next_step_written == bool(t.next_step), (profile, t.next_step, p.scores["writing"])
+        assert p.writing_png  # every pass has its crop, written or not
+        if not t.next_step:
+            # Empty: no text, and a clear rating stays accepted.
+            assert p.next_step_text == "" and p.status == "ok", (p.reason, p.scores["writing"])
+
+
+def test_printed_label_and_rules_alone_are_not_writing(blank_page):
+    crop = crop_of(gray(blank_page))
+    assert not crop.written
+    assert crop.evidence["strokes"] == 0 and crop.reason == "nothing written"
+    # The empty crop is the area as scanned: the printed rules are still there to see.
+    assert crop.image.shape == (round(24 * CROP_PX_PER_MM), round(120 * CROP_PX_PER_MM))
+    assert (crop.image < 200).any(axis=1).sum() >= 2
+
+
+def test_dirt_specks_and_a_stray_dot_are_not_writing(blank_page):
+    g = gray(blank_page)
+    k = px_per_mm(blank_page)
+    rng = np.random.default_rng(3)
+    for _ in range(6):  # copier dust: 0.2-0.4 mm specks scattered over the area
+        x, y = rng.uniform(20, 128), rng.uniform(80, 98)
+        cv2.circle(g, to_px(blank_page, x, y), max(1, round(rng.uniform(0.1, 0.2) * k)), 40, -1)
+    cv2.circle(g, to_px(blank_page, 70, 84), round(0.6 * k), 30, -1)  # a stray felt-tip dot
+    # A faint grey smudge (a thumb), wide but light.
+    smudge = np.zeros_like(g, np.float32)
+    cv2.ellipse(smudge, to_px(blank_page, 100, 92), (round(6 * k), round(3 * k)), 0, 0, 360, 1.0, -1)
+    smudge = cv2.GaussianBlur(smudge, (0, 0), 1.5 * k)
+    g = np.clip(g.astype(np.float32) * (1 - 0.12 * smudge), 0, 255).astype(np.uint8)
+    crop = crop_of(g)
+    assert not crop.written, crop.evidence
+    assert crop.evidence["specks"] >= 1
+    assert crop.reason == "only specks or a stray mark"
+
+
+def test_a_short_word_is_writing():
+    page = make_page(PassMarks.clear("green", text="yes"), profile="copier", seed=5)
+    crop = crop_of(gray(page))
+    assert crop.written, crop.evidence
+
+
+# --------------------------------------------------------------------------- the clean crop
+
+
+@pytest.mark.parametrize("profile, seed", [("copier", 9), ("copier", 12), ("clean", 8), ("phone", 12)])
+def test_rules_and_label_are_removed_and_the_crop_is_trimmed(profile, seed):
+    page = make_page(PassMarks.clear("green", text=SENTENCE), profile=profile, seed=seed)
+    crop = crop_of(gray(page))
+    assert crop.written
+    img = crop.image
+    h, w = img.shape
+    # Trimmed to the writing: far smaller than the 120 x 24 mm area, a white margin all round.
+    assert w < 120 * CROP_PX_PER_MM * 0.9 and h < 24 * CROP_PX_PER_MM * 0.8
+    m = int(1.5 * CROP_PX_PER_MM)
+    assert img[:m].min() > 200 and img[-m:].min() > 200 and img[:, :m].min() > 200 and img[:, -m:].min() > 200
+    # No ruled line left, not even a grey one: it would be a row inked almost all the way
+    # across (the densest row of handwriting is about half ink).
+    assert (img < 200).mean(axis=1).max() < 0.7
+    # The paper is white, the strokes dark (light pencil is stretched, not left grey).
+    assert np.median(img) == 255 and img.min() < 60
+    # The label "My next step:" is not in the crop: it sits above the writing's first line.
+    assert crop.box_mm[1] > 76 + 1.0
+
+
+def test_a_stroke_crossing_a_ruled_line_is_kept_whole(blank_page):
+    g = gray(blank_page)
+    k = px_per_mm(blank_page)
+    # A pupil's long downstroke through the first ruled line (y = 87 mm), and a horizontal
+    # one lying along it for a while: the first must survive the line's removal unbroken.
+    cv2.line(g, to_px(blank_page, 50, 80), to_px(blank_page, 50, 95), 60, max(1, round(0.4 * k)))
+    cv2.line(g, to_px(blank_page, 60, 83), to_px(blank_page, 80, 83), 60, max(1, round(0.4 * k)))
+    crop = crop_of(g)
+    assert crop.written
+    bx, by = crop.box_mm[0], crop.box_mm[1]
+    col = round((50 - bx) * CROP_PX_PER_MM)
+    rows = range(round((81 - by) * CROP_PX_PER_MM), round((94 - by) * CROP_PX_PER_MM))
+    band = crop.image[:, col - 3 : col + 4]
+    gaps = [r for r in rows if band[r].min() > 128]
+    assert not gaps, f"stroke broken at crop rows {gaps} (rule at {round((87 - by) * CROP_PX_PER_MM)})"
+    # ...and the rule itself is gone beside the stroke.
+    rule_row = round((87 - by) * CROP_PX_PER_MM)
+    assert crop.image[rule_row - 2 : rule_row + 3, col + 24 : col + 60].min() > 200
+
+
+def test_the_spare_name_box_is_cleaned_too():
+    named = make_page(PassMarks(marks=(Mark("green", "circle", "ballpoint"),), text="", name="Róisín Kelly"), pupils=[], spares=1, profile="copier", seed=2)
+    res = read_page(gray(named), "scan.png", 1)
+    (p,) = res.passes
+    assert p.code.is_spare and p.name_png
+    assert p.scores["name_writing"]["written"], p.scores["name_writing"]
+    img = cv2.imdecode(np.frombuffer(p.name_png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    # The box outline and its "Name:" label are gone; the name is dark on white.
+    assert img.shape[1] < 95 * CROP_PX_PER_MM and (img < 128).mean(axis=1).max() < 0.6
+    unused = make_page(PassMarks(marks=(Mark("green", "circle", "ballpoint"),), text="", name=""), pupils=[], spares=1, profile="copier", seed=2)
+    (q,) = read_page(gray(unused), "scan.png", 1).passes
+    assert not q.scores["name_writing"]["written"], q.scores["name_writing"]
+
+
+def test_for_ocr_is_upright_with_paper_around_and_empty_when_nothing_was_written(blank_page):
+    page = make_page(PassMarks.clear("green", text=SENTENCE), profile="clean", seed=8)
+    crop = crop_of(gray(page))
+    img = crop.for_ocr()
+    assert img.dtype == np.uint8 and img.ndim == 2
+    assert img[:4].min() == 255 and img[-4:].min() == 255
+    assert crop.for_ocr(px_per_mm=4.0).shape[0] < img.shape[0]
+    assert crop_of(gray(blank_page)).for_ocr().size == 0
+
+
+@pytest.mark.parametrize("angle", [-20, 0, 15])
+def test_slant_is_measured_and_removed(angle):
+    img = np.full((80, 300), 255, np.uint8)
+    t = np.tan(np.radians(angle))
+    for x in range(30, 270, 30):  # upright bars, then leaned by ``angle``
+        top, bottom = (x + t * 30, 10), (x - t * 30, 70)
+        cv2.line(img, (round(top[0]), top[1]), (round(bottom[0]), bottom[1]), 0, 3)
+    assert abs(slant_of(img) - angle) <= 5
+    upright = deslant(img)
+    assert abs(slant_of(upright)) <= 5
+
+
+# --------------------------------------------------------------------------- known next steps
+
+
+def test_levenshtein_and_cer():
+    assert levenshtein("kitten", "sitting") == 3
+    assert levenshtein("", "abc") == 3 and levenshtein("abc", "abc") == 0
+    assert cer("Use comas in a list.", "Use commas in a list.") == pytest.approx(1 / 21)
+    assert cer("", "text") == 1.0 and cer("", "") == 0.0
+    assert normalise("  Use COMMAS, in a list! ") == "use commas in a list"
+
+
+def test_a_close_draft_is_offered_its_known_step_with_the_distance():
+    known = ["Use commas in a list.", "Check my capital letters", "Practise my times tables"]
+    m = best_match("Use cornmas in a 1ist", known)
+    assert m is not None and m.text == "Use commas in a list."
+    assert 0 < m.distance < 0.2
+    assert best_match("Use commas in a list", known).distance == 0.0
+
+
+def test_a_new_or_ambiguous_draft_is_offered_nothing():
+    known = ["Use commas in a list.", "Check my capital letters"]
+    assert best_match("I want to try the challenge next time", known) is None
+    assert best_match("", known) is None
+    # Halfway between two known steps: no offer rather than a coin toss.
+    assert best_match("learn my 7 times table", ["Learn my 7 times tables", "Learn my 8 times tables"]) is not None
+    assert best_match("learn my times table", ["Learn my 7 times table", "Learn my 8 times table"]) is None
