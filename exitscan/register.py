@@ -24,6 +24,9 @@ from exitscan.template import ARUCO_DICTIONARY, MARKER_GROUPS, Template, marker_
 #: Long side of the reduced copy markers are first looked for in. A4 at ~77 dpi: a marker
 #: (7.5 mm printed) is ~23 px, enough for 4x4 bits, and the page takes ~10 ms.
 DETECT_LONG_SIDE = 900
+#: Markers smaller than this (px a side) on the reduced copy are near its limit: then the
+#: page is searched at full resolution too, lest a whole pass go unseen.
+SMALL_MARKER_PX = 20
 #: A marker fit worse than this (mm, RMS over corners) is left out of its pass's homography.
 MAX_CORNER_ERROR_MM = 1.5
 
@@ -92,10 +95,14 @@ def _dictionary():
 def _detector(reduced: bool):
     p = cv2.aruco.DetectorParameters()
     if reduced:
-        # One narrow band of threshold windows suits the known marker size on the reduced copy.
+        # On the reduced copy a marker is 15-50 px a side (a phone photo of four passes to a
+        # 1-up sheet): two threshold windows suit that size, and contours outside that
+        # perimeter range (text, the page's edge) are dropped early. 15 ms -> 6 ms a page.
         p.adaptiveThreshWinSizeMin = 7
-        p.adaptiveThreshWinSizeMax = 15
-        p.adaptiveThreshWinSizeStep = 4
+        p.adaptiveThreshWinSizeMax = 13
+        p.adaptiveThreshWinSizeStep = 6
+        p.minMarkerPerimeterRate = 0.05
+        p.maxMarkerPerimeterRate = 0.8
     p.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_NONE
     return cv2.aruco.ArucoDetector(_dictionary(), p)
 
@@ -144,7 +151,10 @@ def find_markers(gray: np.ndarray) -> list[Marker]:
     groups: dict[int, set[int]] = {}
     for m in markers:
         groups.setdefault(m.group, set()).add(m.corner)
-    if not markers or any(len(s) < 3 for s in groups.values()):
+    small_markers = f < 0.9 and markers and np.median([m.side for m in markers]) * f < SMALL_MARKER_PX
+    if not markers or small_markers or any(len(s) < 3 for s in groups.values()):
+        # Nothing found, a pass incomplete, or markers so small on the reduced copy (a photo
+        # of four passes) that a whole pass may have been missed: look at full resolution.
         markers = _merge(markers, _detect(gray, reduced=False))
         if not markers or _incomplete(markers):
             # Very crisp, aliased images (clean renders) can defeat the bit reading; a
