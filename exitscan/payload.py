@@ -79,12 +79,20 @@ def _unesc(s: str) -> str:
     return _UNESC.sub(lambda m: chr(int(m.group(1), 16)), s)
 
 
+ELLIPSIS = "\u2026"
+
+
 def _shorten(s: str, max_bytes: int) -> str:
-    """Cut ``s`` so that its escaped UTF-8 form fits in ``max_bytes`` (never mid-character)."""
-    s = s[: max(max_bytes, 0)]  # every character takes at least a byte: no need to try longer
-    while s and len(_esc(s).encode("utf-8")) > max_bytes:
+    """Cut ``s`` so that its escaped UTF-8 form fits in ``max_bytes`` (never mid-character);
+    a cut text ends in an ellipsis, so a reader sees it was cut ("Maths: multipli…")."""
+    if len(_esc(s).encode("utf-8")) <= max_bytes:
+        return s
+    room = max_bytes - len(ELLIPSIS.encode("utf-8"))
+    s = s[: max(room, 0)]  # every character takes at least a byte: no need to try longer
+    while s and len(_esc(s).encode("utf-8")) > room:
         s = s[:-1]
-    return s.rstrip()
+    s = s.rstrip()
+    return s + ELLIPSIS if s else ""
 
 
 def encode(code: PassCode) -> str:

@@ -169,10 +169,10 @@ def test_a_page_that_crashes_the_reader_is_a_problem_not_a_crash(tmp_path, passe
 
     real = pipeline.read_page
 
-    def flaky(gray, source, page, debug=False):
+    def flaky(gray, source, page, debug=False, **kw):
         if source == "a.png":
             raise RuntimeError("simulated fault")
-        return real(gray, source, page, debug)
+        return real(gray, source, page, debug, **kw)
 
     monkeypatch.setattr(pipeline, "read_page", flaky)
     out = tmp_path / "out"
