@@ -7,6 +7,7 @@ Every `ExitscanError` is mapped to its documented exit code by `main`, in one pl
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -16,6 +17,8 @@ import click
 
 from exitscan import __version__, lessons
 from exitscan.errors import ExitCode, ExitscanError, InputError, NothingReadError
+from exitscan.ocr import CHOICES as OCR_CHOICES
+from exitscan.ocr import OcrOptions
 from exitscan.roster import Lesson, check_date, load_lesson_file, load_roster
 from exitscan.template import Template, available_templates, load_template
 
@@ -129,22 +132,36 @@ def generate(template, roster, class_name, lesson, date, criteria, options, inte
 @click.option("--jobs", type=click.IntRange(min=0), default=0, help="Pages read in parallel (default: all cores).")
 @click.option("--debug", type=click.Path(path_type=Path, file_okay=False), default=None, help="Write annotated images of each page (markers, passes, zones, readings) here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def process(scans, out, jobs, debug, quiet) -> None:
+@click.option("--no-ocr", is_flag=True, help="Don't draft the next steps' text; keep their images only.")
+@click.option("--ocr-engine", type=click.Choice(OCR_CHOICES), default="auto", show_default=True, help="OCR engine for the next steps' drafts (auto: the best one installed).")
+@click.option("--lang", default="eng", show_default=True, metavar="LANG", help="Language(s) of the handwriting, Tesseract codes: eng, eng+fra.")
+def process(scans, out, jobs, debug, quiet, no_ocr, ocr_engine, lang) -> None:
     """Read scanned passes (folders or files: PDF, TIFF, JPEG, PNG, BMP)."""
     from exitscan.pipeline import ProcessOptions, run_batch
 
     for s in scans:
         if not s.exists():
             raise InputError(f"{s}: no such file or folder")
-    opts = ProcessOptions(tuple(scans), out, jobs, debug, progress=not quiet and sys.stderr.isatty())
+    ocr = _ocr_options(no_ocr, ocr_engine, lang)
+    opts = ProcessOptions(tuple(scans), out, jobs, debug, progress=not quiet and sys.stderr.isatty(), ocr=ocr)
     bar = _progress_bar() if opts.progress else None
     batch = run_batch(opts, bar)
     if bar is not None:
         click.echo("", err=True)
+    for w in batch.warnings:
+        click.echo(f"exitscan: warning: {w}", err=True)
     click.echo(batch.summary())
     click.echo(f"Results: {opts.out / 'results.xlsx'}")
     if not batch.passes and batch.pages:
         raise NothingReadError(f"no pass could be read in {batch.pages} page{'s' if batch.pages != 1 else ''}; see {opts.out / 'problems.csv'}")
+
+
+def _ocr_options(no_ocr: bool, engine: str, lang: str) -> OcrOptions:
+    """``--no-ocr``, ``--ocr-engine``, ``--lang`` as one checked object."""
+    lang = lang.strip()
+    if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", lang):
+        raise InputError(f"--lang {lang!r}: give language codes such as eng, or eng+fra for two")
+    return OcrOptions(engine="none" if no_ocr else engine, lang=lang)
 
 
 def _progress_bar():

@@ -37,6 +37,11 @@ RESULTS_COLUMNS = [
     "next_step_image",
     "next_step_match",
     "ticks",
+    # Added after the first release, so at the end: how sure the OCR draft is (0-1; empty when
+    # no engine read it; below exitscan.ocr.LOW_CONFIDENCE it is a guess to check against the
+    # crop) and how far the draft is from next_step_match (0 = the same words).
+    "next_step_confidence",
+    "next_step_match_distance",
 ]
 PROBLEM_COLUMNS = ["source", "page", "kind", "message"]
 
@@ -111,8 +116,11 @@ def ticks_text(r: PassResult) -> str:
     return "; ".join(out)
 
 
-def result_row(r: PassResult, image: str, text: str = "", match: str = "") -> list[object]:
+def result_row(r: PassResult, image: str, text: str | None = None, match: str | None = None) -> list[object]:
+    """One results.csv row (without rating_1...); ``text``/``match`` override the pass's own."""
     c = r.code
+    conf = r.next_step_confidence
+    dist = r.next_step_match_distance
     return [
         r.source,
         r.page,
@@ -126,10 +134,12 @@ def result_row(r: PassResult, image: str, text: str = "", match: str = "") -> li
         f"{r.confidence:.2f}",
         r.status,
         r.reason,
-        text,
+        r.next_step_text if text is None else text,
         image,
-        match,
+        r.next_step_match if match is None else match,
         ticks_text(r),
+        "" if conf is None else f"{conf:.2f}",
+        "" if dist is None else f"{dist:.2f}",
     ]
 
 

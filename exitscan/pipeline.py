@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from exitscan import lessons
+from exitscan import lessons, nextsteps
 from exitscan.errors import ExitscanError, InputError, OutputError
 from exitscan.export import atomic_write_bytes, crop_name, write_problems_csv, write_results_csv
 from exitscan.load import LoadProblem, ScanFile, discover, load_page, page_count
+from exitscan.ocr import OcrOptions, close_all, worker_engine
 from exitscan.read import PageResult, PassResult, Problem, read_page
 from exitscan.workbook import write_workbook
 
@@ -34,6 +35,7 @@ class ProcessOptions:
     jobs: int = 0  # 0: all cores
     debug: Path | None = None
     progress: bool = False
+    ocr: OcrOptions = field(default_factory=OcrOptions)  # next-step drafts: engine, language, timeout
 
 
 @dataclass
@@ -44,6 +46,7 @@ class BatchResult:
     pages: int = 0
     files: int = 0
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # said once each, e.g. "Tesseract is not installed"
 
     @property
     def to_review(self) -> int:
@@ -78,14 +81,19 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _work(task: tuple[ScanFile, int, bool]) -> PageResult:
+def _work(task: tuple[ScanFile, int, bool, OcrOptions]) -> PageResult:
     """Load and read one page; any failure becomes a problem of that page, never an exception."""
-    f, index, debug = task
+    f, index, debug, ocr = task
     page = index + 1
     start = time.perf_counter()
     try:
         loaded = load_page(f, index)
-        return read_page(loaded.image, f.display, page, debug=debug)
+        engine, why = worker_engine(ocr)  # opened once per worker, then reused
+        res = read_page(loaded.image, f.display, page, debug=debug, ocr=engine)
+        if why:  # the parent found the engine, this worker could not open it: say so, once
+            marked = (replace(p, ocr_error=f"unavailable: {why}") if p.next_step_written else p for p in res.passes)
+            res = replace(res, passes=tuple(marked))
+        return res
     except LoadProblem as e:
         return PageResult(f.display, page, (), (Problem(f.display, page, e.kind, e.message),), time.perf_counter() - start)
     except MemoryError:
@@ -114,7 +122,7 @@ def plan(inputs: tuple[Path, ...]) -> tuple[list[tuple[ScanFile, int]], list[Pro
     return tasks, problems, len(files)
 
 
-def _results(tasks: list[tuple[ScanFile, int, bool]], jobs: int) -> Iterator[PageResult]:
+def _results(tasks: list[tuple[ScanFile, int, bool, OcrOptions]], jobs: int) -> Iterator[PageResult]:
     if jobs <= 1 or len(tasks) <= 1:
         _init_worker()
         for t in tasks:
@@ -145,6 +153,46 @@ def _with_lesson_record(p: PassResult) -> PassResult:
     return replace(p, code=code, tick_texts=tuple(rec.next_step_options))
 
 
+def _with_match(p: PassResult) -> PassResult:
+    """Offer the known next step (the lesson's options) that the OCR draft is closest to."""
+    m = nextsteps.best_match(p.next_step_text, p.tick_texts) if p.next_step_text else None
+    if m is None:
+        return p
+    return replace(p, next_step_match=m.text, next_step_match_distance=m.distance)
+
+
+def _check_ocr(ocr: OcrOptions, batch: BatchResult, in_process: bool) -> OcrOptions:
+    """Open the OCR engine once before the work; if it can't be had, warn once and go on without."""
+    if not ocr.enabled:
+        return ocr
+    engine, why = worker_engine(ocr)
+    if engine is None:
+        batch.warnings.append(why)
+        return replace(ocr, engine="none")
+    if not in_process:
+        close_all()  # workers open their own; the parent's copy would only hold memory
+    return ocr
+
+
+def _ocr_warnings(failed: dict[str, list[str]], passes: list[PassResult], out: Path) -> list[str]:
+    """One line per kind of OCR failure (however many crops it hit)."""
+    if not failed:
+        return []
+    written = sum(1 for p in passes if p.next_step_written)
+    crops = out / "crops"
+    lines = []
+    for kind, msgs in failed.items():
+        n = len(msgs)
+        what = f"{n} of {written} next step{'s' if written != 1 else ''}"
+        if kind == "unavailable":
+            lines.append(f"{msgs[0]} ({what} not read)")
+        elif kind == "timeout":
+            lines.append(f"OCR ran out of time on {what} ({msgs[0]}); their text is empty, the crops are in {crops}")
+        else:
+            lines.append(f"OCR failed on {what} ({msgs[0]}); their text is empty, the crops are in {crops}")
+    return lines
+
+
 def check_output(out: Path) -> None:
     """Refuse an output folder that can't be written, before touching a page."""
     try:
@@ -171,8 +219,10 @@ def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None =
         raise InputError("no files found in " + ", ".join(str(p) for p in opts.inputs))
     jobs = opts.jobs or os.cpu_count() or 1
     batch = BatchResult(problems=list(problems), files=n_files, pages=len(tasks))
+    ocr = _check_ocr(opts.ocr, batch, in_process=jobs <= 1 or len(tasks) <= 1)
+    ocr_failed: dict[str, list[str]] = {}
     seen: dict[tuple[str, str], PassResult] = {}
-    work = [(f, i, opts.debug is not None) for f, i in tasks]
+    work = [(f, i, opts.debug is not None, ocr) for f, i in tasks]
     for done, res in enumerate(_results(work, jobs), start=1):
         batch.problems.extend(res.problems)
         if res.debug_png and opts.debug is not None:
@@ -196,7 +246,10 @@ def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None =
                     )
                     continue
                 seen[key] = p
-            p = _with_lesson_record(p)
+            p = _with_match(_with_lesson_record(p))
+            if p.ocr_error:
+                kind, _, msg = p.ocr_error.partition(": ")
+                ocr_failed.setdefault(kind, []).append(msg)
             idx = len(batch.passes)
             if p.writing_png:
                 name = crop_name(p)
@@ -208,6 +261,7 @@ def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None =
             batch.passes.append(replace(p, writing_png=b"", name_png=b""))
         if on_page is not None:
             on_page(done, len(work))
+    batch.warnings.extend(_ocr_warnings(ocr_failed, batch.passes, opts.out))
     write_results_csv(opts.out / "results.csv", batch.passes, batch.images)
     write_problems_csv(opts.out / "problems.csv", batch.problems)
     _write_workbook(opts.out, batch)

@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 #: A draft below this confidence is shown but marked as a guess ("check the crop").
-LOW_CONFIDENCE = 0.75
+LOW_CONFIDENCE = 0.8
 
 
 @dataclass(frozen=True)

@@ -57,14 +57,18 @@ def _limit_threads() -> None:
     os.environ["OMP_THREAD_LIMIT"] = "1"
 
 
-_EDGE_JUNK = re.compile(r"^[\s|_~`'\",;:\-—–=\\/*^]+|[\s|_~`'\",;:\-—–=\\/*^]+$")
+_EDGE_JUNK = re.compile(r"^[\s|_~`,;:\-—–=\\/*^]+|[\s|_~`,;:\-—–=\\/*^]+$")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "—": "-", "–": "-"})
 
 
 def tidy(raw: str) -> str:
-    """Tesseract's lines as one sentence: single spaces, plain quotes, no stray edge marks."""
-    text = " ".join(raw.translate(_QUOTES).split())
-    return _EDGE_JUNK.sub("", text)
+    """Tesseract's lines as one sentence: single spaces, plain quotes, no stray edge marks.
+
+    A bar standing alone before a word is a capital I ("I need to..." often reads "| need to...").
+    """
+    words = raw.translate(_QUOTES).split()
+    words = ["I" if w == "|" and i < len(words) - 1 else w for i, w in enumerate(words)]
+    return _EDGE_JUNK.sub("", " ".join(words))
 
 
 # --------------------------------------------------------------------------- in-process
@@ -87,12 +91,13 @@ def _quiet_stderr():
         os.close(saved)
 
 
-def _load_library(names: tuple[str, ...] = _LIBRARY_NAMES) -> ctypes.CDLL:
-    """libtesseract with the C API's signatures declared; OSError when it is not there."""
-    # The linker's own search too, but only for the usual names (a caller's names are exact).
-    found = ctypes.util.find_library("tesseract") if names == _LIBRARY_NAMES else None
+def _load_library(names: tuple[str, ...] | None = None) -> ctypes.CDLL:
+    """libtesseract with the C API's signatures declared; OSError when it is not there.
+
+    ``names``: the files to try (None: the usual ones, and the linker's own search)."""
+    found = ctypes.util.find_library("tesseract") if names is None else None
     last: OSError | None = None
-    for name in (*names, *([found] if found else [])):
+    for name in (*(names or _LIBRARY_NAMES), *([found] if found else [])):
         try:
             lib = ctypes.CDLL(name)
             break
@@ -131,7 +136,7 @@ def _load_library(names: tuple[str, ...] = _LIBRARY_NAMES) -> ctypes.CDLL:
 class _Library:
     """libtesseract in this process: one initialised API object, reused for every crop."""
 
-    def __init__(self, lang: str, names: tuple[str, ...] = _LIBRARY_NAMES):
+    def __init__(self, lang: str, names: tuple[str, ...] | None = None):
         _limit_threads()  # before OpenMP starts inside the library
         try:
             self._lib = _load_library(names)
@@ -234,13 +239,13 @@ class _Command:
             data = pytesseract.image_to_data(img, lang=self.lang, config=config, timeout=timeout_s, output_type=pytesseract.Output.DICT)
         except pytesseract.TesseractNotFoundError:
             raise OcrFailed("crashed", f"Tesseract ({self.cmd}) is gone") from None
+        except pytesseract.TesseractError as e:  # (a RuntimeError too: first)
+            detail = (e.message or "").strip()[:200]
+            raise OcrFailed("crashed", f"Tesseract exited with {e.status}" + (f": {detail}" if detail else "")) from None
         except RuntimeError as e:  # pytesseract's own timeout
             if "timeout" in str(e).lower():
                 raise OcrFailed("timeout", f"Tesseract took longer than {timeout_s:g} s on one crop") from None
             raise OcrFailed("crashed", f"Tesseract failed: {e}") from None
-        except pytesseract.TesseractError as e:
-            detail = (e.message or "").strip()[:200]
-            raise OcrFailed("crashed", f"Tesseract exited with {e.status}" + (f": {detail}" if detail else "")) from None
         except (OSError, ValueError) as e:  # unreadable output from a broken program
             raise OcrFailed("crashed", f"Tesseract gave no usable output ({e})") from None
         lines: dict[tuple[int, int, int], list[str]] = {}
@@ -273,7 +278,7 @@ class TesseractEngine:
 
     name = "tesseract"
 
-    def __init__(self, lang: str = "eng", timeout_s: float = 10.0, cmd: str | None = None, library: tuple[str, ...] = _LIBRARY_NAMES):
+    def __init__(self, lang: str = "eng", timeout_s: float = 10.0, cmd: str | None = None, library: tuple[str, ...] | None = None):
         if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", lang or ""):
             raise OcrUnavailable(f"--lang {lang!r}: give Tesseract language codes such as eng or eng+fra")
         self.lang = lang
