@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -37,8 +38,8 @@ from xlsxwriter.worksheet import Worksheet
 
 from exitscan import lessons
 from exitscan.export import atomic_write_bytes, crop_name
-from exitscan.payload import LESSON_BYTES, PassCode
-from exitscan.read import CROP_PX_PER_MM, SPARE_REASON, PassResult, Problem
+from exitscan.payload import PassCode
+from exitscan.read import CROP_PX_PER_MM, PassResult, Problem
 
 #: Sheet names, in tab order.
 SHEETS = ("Next lesson", "Results", "Review", "Summary", "Problems")
@@ -117,6 +118,11 @@ class _Pass:
     def review(self) -> bool:
         return self.r.status == "review"
 
+    @property
+    def draft_shown(self) -> str:
+        """The draft, or why there is none when nothing was written (the picture stays)."""
+        return self.draft or ("" if self.r.next_step_written else "(nothing written)")
+
 
 @dataclass
 class _Lesson:
@@ -186,8 +192,8 @@ def _ticked(r: PassResult) -> list[str]:
 
 def _draft(r: PassResult) -> str:
     """The OCR draft of the next step, marked when the engine was unsure of it."""
-    text = " ".join(str(getattr(r, "next_step_text", "") or "").split())
-    if text and not getattr(r, "next_step_trusted", True):
+    text = " ".join(r.next_step_text.split())
+    if text and not r.next_step_trusted:
         text += " (unsure)"
     return text
 
@@ -246,7 +252,7 @@ def shown_image(path: Path) -> Shown | None:
 class _Formats:
     """Cell formats made once per distinct set of properties (a workbook's style table is small)."""
 
-    BASE = {"font_name": "Arial", "font_size": 10, "valign": "top"}
+    BASE: ClassVar[dict[str, object]] = {"font_name": "Arial", "font_size": 10, "valign": "top"}
 
     def __init__(self, wb: xlsxwriter.Workbook):
         self.wb = wb
@@ -351,6 +357,42 @@ def _header(ws: Worksheet, row: int, cols: Sequence[_Col], fmts: _Formats) -> No
     ws.set_row(row, 30)
 
 
+class _Cells:
+    """One row written left to right; remembers its wrapped text, to size the row."""
+
+    def __init__(self, ws: Worksheet, row: int, fmts: _Formats, cols: Sequence[_Col], base: dict):
+        self.ws, self.row, self.fmts, self.cols, self.base = ws, row, fmts, cols, base
+        self.c = 0
+        self.wrapped: list[tuple[str, float]] = []
+
+    def text(self, value: object, **props: object) -> None:
+        s = "" if value is None else str(value)
+        _text(self.ws, self.row, self.c, s, self.fmts, **{**self.base, **props})
+        self.wrapped.append((s, self.cols[self.c].width))
+        self.c += 1
+
+    def rating(self, rating: str) -> None:
+        word = RATING_WORDS.get(rating, rating)
+        self.ws.write_string(self.row, self.c, word, self.fmts.rating(rating, text_wrap=True))
+        self.c += 1
+
+    def number(self, value: float, **props: object) -> None:
+        self.ws.write_number(self.row, self.c, value, self.fmts(**{**self.base, **props}))
+        self.c += 1
+
+    def date(self, iso: str) -> None:
+        _date(self.ws, self.row, self.c, iso, self.fmts, self.base)
+        self.c += 1
+
+    def image(self, shown: Shown | None, what: str) -> None:
+        _image(self.ws, self.row, self.c, shown, what, self.fmts, **self.base)
+        self.c += 1
+
+    def blank(self) -> None:
+        self.ws.write_blank(self.row, self.c, None, self.fmts(**self.base))
+        self.c += 1
+
+
 def _results_sheet(ws: Worksheet, items: list[_Pass], fmts: _Formats) -> None:
     has_draft = any(p.draft for p in items)
     has_match = any(p.match for p in items)
@@ -385,56 +427,40 @@ def _results_sheet(ws: Worksheet, items: list[_Pass], fmts: _Formats) -> None:
     _header(ws, 0, cols, fmts)
     ws.freeze_panes(1, 1)
     for row, p in enumerate(items, start=1):
-        r = p.r
+        r, code = p.r, p.r.code
         fill = {"bg_color": REVIEW_FILL} if p.review else {}
-        base = {"text_wrap": True, "border": 1, "border_color": "#D9D9D9", **fill}
-        c = 0
-        wrapped: list[tuple[str, float]] = []
-
-        def put(value: object, **props: object) -> None:
-            nonlocal c
-            _text(ws, row, c, value, fmts, **{**base, **props})
-            wrapped.append(("" if value is None else str(value), cols[c].width))
-            c += 1
-
-        put(p.name, bold=p.known is False or None)
-        code = r.code
+        w = _Cells(ws, row, fmts, cols, {"text_wrap": True, "border": 1, "border_color": "#D9D9D9", **fill})
+        w.text(p.name, bold=not p.known or None)
         if many:
-            put(p.lesson)
-            _date(ws, row, c, code.date if code else "", fmts, base)
-            c += 1
-        ws.write_string(row, c, RATING_WORDS.get(r.rating, r.rating), fmts.rating(r.rating, text_wrap=True))
-        c += 1
+            w.text(p.lesson)
+            w.date(code.date if code else "")
+        w.rating(r.rating)
         if p.review:
-            put("Check", bold=True, bg_color=CHECK_FILL)
+            w.text("Check", bold=True, bg_color=CHECK_FILL)
         else:
-            put("OK", font_color="#7F7F7F")
-        put(r.reason)
-        _image(ws, row, c, p.writing, f"Next step written by {p.name}", fmts, **base)
-        c += 1
+            w.text("OK", font_color="#7F7F7F")
+        w.text(r.reason)
+        w.image(p.writing, f"Next step written by {p.name}")
         if has_draft:
-            put(p.draft)
+            w.text(p.draft_shown, font_color=None if p.draft else "#7F7F7F")
         if has_match:
-            put(p.match)
+            w.text(p.match)
         if has_ticks:
-            put("\n".join(_ticked(r)))
+            w.text("\n".join(_ticked(r)))
         for i in range(n_crit):
             if i < len(r.row_ratings):
-                ws.write_string(row, c, RATING_WORDS.get(r.row_ratings[i], r.row_ratings[i]), fmts.rating(r.row_ratings[i], text_wrap=True))
+                w.rating(r.row_ratings[i])
             else:
-                ws.write_blank(row, c, None, fmts(**base))
-            c += 1
+                w.blank()
         if not many:
-            put(p.lesson)
-            _date(ws, row, c, code.date if code else "", fmts, base)
-            c += 1
-        put(code.class_name if code else "")
-        ws.write_number(row, c, float(r.confidence), fmts(num_format="0%", **base))
-        c += 1
-        put(code.student_id if code else "")
-        put(r.source)
-        ws.write_number(row, c, r.page, fmts(**base))
-        _fit_row(ws, row, p.writing, lines=_lines(wrapped))
+            w.text(p.lesson)
+            w.date(code.date if code else "")
+        w.text(code.class_name if code else "")
+        w.number(float(r.confidence), num_format="0%")
+        w.text(code.student_id if code else "")
+        w.text(r.source)
+        w.number(r.page)
+        _fit_row(ws, row, p.writing, lines=_lines(w.wrapped))
     ws.autofilter(0, 0, max(1, len(items)), len(cols) - 1)
     if not items:
         _text(ws, 1, 0, "No pass was read in this batch: see the Problems sheet.", fmts, italic=True)
@@ -547,7 +573,7 @@ def _next_lesson_sheet(ws: Worksheet, groups: list[_Lesson], fmts: _Formats, ove
                 _image(ws, row, c, p.writing, f"Next step written by {p.name}", fmts)
                 c += 1
                 if has_draft:
-                    _text(ws, row, c, p.draft, fmts, text_wrap=True)
+                    _text(ws, row, c, p.draft_shown, fmts, text_wrap=True, font_color=None if p.draft else "#7F7F7F")
                     c += 1
                 if has_ticks:
                     _text(ws, row, c, "\n".join(_ticked(p.r)), fmts, text_wrap=True)
@@ -626,7 +652,7 @@ def _review_sheet(ws: Worksheet, items: list[_Pass], fmts: _Formats) -> None:
             ws.write_blank(row, 8, None, fmts(**base))
         c = 9
         if has_draft:
-            _text(ws, row, c, p.draft, fmts, **base)
+            _text(ws, row, c, p.draft_shown, fmts, font_color=None if p.draft else "#7F7F7F", **base)
             c += 1
         _text(ws, row, c, p.lesson, fmts, **base)
         _fit_row(ws, row, p.writing, p.written_name, lines=_lines([(r.reason, cols[5].width), (p.name, cols[4].width), (p.draft, 30)]))
@@ -724,6 +750,7 @@ def _summary_sheet(wb: xlsxwriter.Workbook, ws: Worksheet, groups: list[_Lesson]
             ws.write_blank(row, 2, None, fmts(bottom=1))
             for j, h in enumerate(("Passes", "Green", "Orange", "Red", "Nothing marked", "More than one", "")):
                 _text(ws, row, 3 + j, h, fmts, bold=True, bottom=1, text_wrap=True)
+            ws.set_row(row, 28)
             row += 1
             for i in range(les.n_criteria):
                 ratings = [p.r.row_ratings[i] for p in les.passes if i < len(p.r.row_ratings)]
@@ -805,8 +832,7 @@ def _prepare(
         shown = list(pool.map(lambda f: shown_image(f) if f is not None else None, files))
     for i, r in enumerate(passes):
         name, known = _who(r)
-        match = str(getattr(r, "next_step_match", "") or "")
-        items.append(_Pass(i, r, name, known, shown[2 * i], shown[2 * i + 1], _draft(r), match))
+        items.append(_Pass(i, r, name, known, shown[2 * i], shown[2 * i + 1], _draft(r), r.next_step_match))
     records: dict[str, lessons.LessonRecord | None] = {}
     by_key: dict[str | None, _Lesson] = {}
     for p in items:
@@ -839,14 +865,11 @@ def _prepare(
 
 
 def _title(code: PassCode | None, rec: lessons.LessonRecord | None) -> str:
-    """The lesson's title: in full from this computer's record, else as the pass code holds it."""
+    """The lesson's title: in full from this computer's record, else as the pass code holds it
+    (a title cut to fit the code ends in "…")."""
     if code is None:
         return ""
-    if rec is not None:
-        return rec.lesson
-    # The code keeps the title's first LESSON_BYTES bytes: say when it was probably cut.
-    cut = len(code.lesson.encode("utf-8")) >= LESSON_BYTES - 1
-    return code.lesson + ("…" if cut else "")
+    return rec.lesson if rec is not None else code.lesson
 
 
 def _sort_key(p: _Pass) -> tuple:
