@@ -48,8 +48,9 @@ MARGIN_MM = 2.0
 STRIP_MM = 10.0
 #: A ruled-line profile this dark (ink fraction) is solid: nothing to divide out, inpaint it.
 SOLID_RULE = 0.75
-#: 1-bit scans are smoothed by this much (mm, Gaussian sigma) before anything is decided.
-BILEVEL_SMOOTH_MM = 0.25
+#: On 1-bit scans, gaps this wide (mm) between dots of a pencil stroke are bridged before
+#: strokes are looked for.
+BILEVEL_BRIDGE_MM = 0.4
 #: A blob of ink smaller than this (longest side, mm) is a speck or a dot, not a stroke.
 MIN_STROKE_MM = 1.6
 #: Writing needs strokes spanning at least this much (mm, union of strokes, wider side)...
@@ -436,11 +437,17 @@ def _warp_near(gray: np.ndarray, reg: Registration, x: float, y: float, w: float
     return warp(gray[r0:r1, c0:c1], sub, x, y, w, h, px_per_mm)
 
 
+def _bridge(ink: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """A 1-bit scan's broken strokes joined: a closing across gaps of ~BILEVEL_BRIDGE_MM."""
+    k = max(3, round(BILEVEL_BRIDGE_MM * px_per_mm) | 1)
+    return cv2.morphologyEx(ink, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+
+
 def _writing(ink_box: np.ndarray, sigma: float, pr: _Print, p: float, widen: bool) -> tuple[np.ndarray, np.ndarray, dict]:
     """Print removed from the aligned area's ink map, then the strokes: (ink, strokes, evidence)."""
     ink, solid = _remove_rules(ink_box, pr, p)
     other = pr.other
-    if widen:  # smoothing spread the print a little wider
+    if widen:  # bridging spread the print a little wider
         other = cv2.dilate(other.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     ink = _fill(ink, solid | other, p)
     strokes, ev = _strokes(ink, sigma, pr, p)
@@ -458,7 +465,7 @@ def clean_area(
     """Cut ``box`` (template mm) from the registered pass in ``gray`` and clean it.
 
     ``gray``: the page, (rows, cols) uint8. ``bilevel``: a 1-bit scan, where light pencil
-    comes out as scattered dots (smoothed back into strokes here). Returns a `WritingCrop`
+    comes out as scattered dots (bridged back into strokes here). Returns a `WritingCrop`
     whose ``image`` is the cleaned, trimmed writing when something was written, else the
     area as scanned (paper flattened, print kept).
     """
@@ -470,18 +477,20 @@ def clean_area(
     x0, y0 = bx0 - search, by0 - search
     seen = _warp_near(gray, reg, x0 / p, y0 / p, (bw + 2 * search) / p, (bh + 2 * search) / p, p)
     sharp, sigma = _flatten(seen, p)
-    # Dots of a thresholded or dithered pencil stroke, averaged back into a grey stroke.
-    ink_all = cv2.GaussianBlur(sharp, (0, 0), BILEVEL_SMOOTH_MM * p) if bilevel else sharp
+    ink_all = _bridge(sharp, p) if bilevel else sharp
     pr = _print_in(template_name, bx0, by0, bw, bh, p)
     dx, dy, score = _align(ink_all, pr, search)
     ox, oy = search + dx, search + dy
     ink, strokes, ev = _writing(ink_all[oy : oy + bh, ox : ox + bw], sigma, pr, p, bilevel)
-    if bilevel and not ev["written"]:
-        # Pencil so light that the 1-bit scan kept only sparse dots, which smoothing fades
-        # below the thresholds: count the dots themselves.
-        again = _writing(sharp[oy : oy + bh, ox : ox + bw], sigma, pr, p, False)
-        if again[2]["written"]:
-            ink, strokes, ev = again
+    if bilevel:
+        # Strokes were found on the bridged copy; the picture shows the scan's own pixels
+        # (as legible as the scan is). Pencil so light that only sparse dots are left is
+        # counted on those dots themselves.
+        own = _writing(sharp[oy : oy + bh, ox : ox + bw], sigma, pr, p, False)
+        if not ev["written"] and own[2]["written"]:
+            ink, strokes, ev = own
+        else:
+            ink = own[0]
     ev["print_shift_mm"] = [round(dx / p, 2), round(dy / p, 2)]
     ev["print_match"] = round(score, 3)
     at_x, at_y = (bx0 + dx) / p, (by0 + dy) / p

@@ -33,7 +33,7 @@ def gray(page) -> np.ndarray:
 def to_px(page, x_mm: float, y_mm: float, which: int = 0) -> tuple[int, int]:
     h = np.array(page.truth.passes[which].homography, np.float64)
     v = h @ np.array([x_mm, y_mm, 1.0])
-    return int(round(v[0] / v[2])), int(round(v[1] / v[2]))
+    return round(v[0] / v[2]), round(v[1] / v[2])
 
 
 def px_per_mm(page, which: int = 0) -> float:

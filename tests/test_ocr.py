@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-import exitscan.ocr as ocr
 import exitscan.ocr.tesseract as tess
+from exitscan import ocr
 from exitscan.nextsteps import cer
 from exitscan.ocr import OcrFailed, OcrOptions, OcrUnavailable, open_engine
 from exitscan.ocr.tesseract import TesseractEngine, install_line, tidy
