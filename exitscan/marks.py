@@ -30,6 +30,10 @@ CLEAN_MM2 = 1.2
 MIN_RATIO = 4.0
 #: Ink around a face (outside it) this dense is scribbling-out, not a circle.
 SCRIBBLE_DENSITY = 0.22
+#: A lone face this inked inside (fraction of its fill) and around (fraction of the space
+#: around it) may be a mark scribbled out, the real answer lost: it goes to review.
+SCRUBBED_INNER = 0.5
+SCRUBBED_AROUND = 0.15
 #: Darker than the expected level by this fraction counts as ink.
 INK_CONTRAST = 0.22
 NOMINAL_RADIUS = 8.5
@@ -263,6 +267,18 @@ def read_row(
         )
     if len(marked) == 1:
         i = marked[0]
+        sc = scores[i]
+        if sc.inner >= SCRUBBED_INNER and sc.density >= SCRUBBED_AROUND:
+            # Ink over the face *and* all round it: coloured in, or scribbled out? A
+            # black-and-white copier can drop a light pen's other mark entirely, so this
+            # is never taken as the answer on its own.
+            return RowReading(
+                FACE_NAMES[i],
+                False,
+                f"{FACE_NAMES[i]} is heavily marked (coloured in, or crossed out?): check",
+                0.4,
+                scores,  # type: ignore[arg-type]
+            )
         if not unclear and top >= MIN_RATIO * max(second, clean_t * 0.5):
             conf = round(0.5 + 0.5 * min(conf_strength, conf_margin), 2)
             return RowReading(FACE_NAMES[i], True, "", conf, scores)  # type: ignore[arg-type]

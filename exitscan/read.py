@@ -174,6 +174,9 @@ def read_pass(
         if not r.confident:
             where = f"criterion {i + 1}: " if t.is_per_criterion else ""
             reasons.append(where + r.reason)
+    if bilevel and any(r.rating == "none" for r in rows):
+        # Black-and-white copier mode drops light pens (orange, yellow, light green felt tips).
+        reasons.append("black-and-white scan: a light-coloured pen may not show, look at the paper")
     ticks = TickReading((), (), ())
     if t.ticks is not None:
         ticks = read_ticks(norm, ref, t.ticks.boxes, len(t.ticks.boxes))

@@ -90,6 +90,17 @@ def test_hard_cases_are_flagged_never_guessed():
         assert r.scores["rows"][0][0].keys() == {"ink_mm2", "inner", "ring", "density"}
 
 
+def test_a_lone_scribbled_out_face_is_never_taken_as_the_answer():
+    """A face circled then scribbled out, with the other mark lost (a light pen on a
+    black-and-white copier): ink in and all round one face is flagged, not accepted."""
+    lone = PassMarks(marks=(Mark("green", "circle", "felt-tip"), Mark("green", "scribble", "felt-tip")))
+    page = make_page([lone, PassMarks.clear("red", "fill", "felt-tip")], per_page=2, profile="copier", orientation=0, seed=8)
+    got = by_serial(read(page))
+    scribbled, filled = (got[t.serial] for t in page.truth.passes)
+    assert scribbled.status == "review" and "crossed out" in scribbled.reason
+    assert filled.rating == "red"  # a plain colouring-in is still an answer
+
+
 def test_criteria_rows_are_read_one_by_one():
     marks = [
         PassMarks.criteria("green", "orange", "red"),
