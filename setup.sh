@@ -7,6 +7,6 @@ bash scripts/install.sh
 echo "Reading the sample scans in sample_scans/ ..."
 .venv/bin/exitscan process sample_scans --out exitscan-results
 echo
-echo "Done. Open the results in $(pwd)/exitscan-results/"
+echo "Done. Open the spreadsheet: $(pwd)/exitscan-results/results.xlsx"
 echo "To read your own scans:  .venv/bin/exitscan process FOLDER --out RESULTS"
 echo "To print passes:         .venv/bin/exitscan generate --roster class.csv --out passes.pdf"
