@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from exitscan import lessons, nextsteps
+from exitscan import lessons, nextsteps, payload
 from exitscan.errors import ExitscanError, InputError, OutputError
 from exitscan.export import atomic_write_bytes, crop_name, write_problems_csv, write_results_csv
 from exitscan.load import LoadProblem, ScanFile, discover, load_page, page_count
@@ -146,9 +146,9 @@ def _with_lesson_record(p: PassResult) -> PassResult:
         return p
     code = p.code
     full_name = rec.pupils.get(code.student_id, "")
-    if full_name.startswith(code.student_name):
+    if full_name.startswith(code.student_name.removesuffix(payload.ELLIPSIS)):
         code = replace(code, student_name=full_name)
-    if rec.lesson.startswith(code.lesson):
+    if rec.lesson.startswith(code.lesson.removesuffix(payload.ELLIPSIS)):
         code = replace(code, lesson=rec.lesson)
     return replace(p, code=code, tick_texts=tuple(rec.next_step_options))
 

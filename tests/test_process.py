@@ -207,3 +207,24 @@ def test_safe_cell(value, expected):
 def test_safe_stem_never_escapes_the_folder(name):
     s = safe_stem(name, "1")
     assert "/" not in s and "\\" not in s and not s.startswith(".") and "\x00" not in s and s
+
+
+def test_titles_and_names_cut_in_the_code_come_back_whole_from_the_lesson_record(
+    tmp_path, write_roster, run_exitscan, monkeypatch
+):
+    name = "Maximiliana Wolfeschlegelstein-Ní Bhriain"
+    roster = write_roster([("1042", name)])
+    title = "Writing: describing a character with adjectives"
+    out = tmp_path / "passes.pdf"
+    assert run_exitscan("generate", "--roster", roster, "--lesson", title, "--spares", "0", "--per-page", "1", "--out", out).code == 0
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    cv2.imwrite(str(scans / "p.png"), _render(out)[0])
+    batch = run_batch(ProcessOptions((scans,), tmp_path / "res", jobs=1))
+    (p,) = batch.passes
+    assert p.code.lesson == title and p.code.student_name == name
+    # On a computer that did not print them, the code's own short forms say they were cut.
+    monkeypatch.setenv("EXITSCAN_DATA", str(tmp_path / "elsewhere"))
+    (q,) = run_batch(ProcessOptions((scans,), tmp_path / "res2", jobs=1)).passes
+    assert q.code.lesson.endswith("\u2026") and title.startswith(q.code.lesson[:-1])
+    assert q.code.student_id == "1042"
