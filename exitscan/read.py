@@ -254,7 +254,35 @@ def _debug_image(gray: np.ndarray, regs: list[Registration], incomplete: list[In
     for inc in incomplete:
         for m in inc.markers:
             cv2.polylines(img, [np.int32(m.corners * f)], True, (0, 0, 255), 2)
-    return _png(img)
+    # Under the page: each registered pass as the reader saw it, zones and raw scores on it.
+    panels = [img] + [_pass_panel(gray, reg, res, img.shape[1]) for reg, res in zip(regs, results)]
+    return _png(np.vstack(panels))
+
+
+def _pass_panel(gray: np.ndarray, reg: Registration, res: PassResult, width: int) -> np.ndarray:
+    """One registered pass (template frame) with its face zones, ink per face and tick fills."""
+    t = load_template(res.template)
+    s = width / t.size[0]
+    seen = warp(gray, reg, 0, 0, t.size[0], t.size[1], s)
+    img = cv2.cvtColor(seen, cv2.COLOR_GRAY2BGR)
+    rows = res.scores.get("rows", [])
+    for ri, row_scores in enumerate(rows):
+        for face, sc in zip(t.ratings[ri].faces, row_scores):
+            z = face.zone
+            marked = sc["ink_mm2"] > 0
+            colour = (0, 0, 220) if marked else (200, 80, 0)
+            cv2.rectangle(img, (int(z.x * s), int(z.y * s)), (int(z.right * s), int(z.bottom * s)), colour, 1)
+            text = f"{sc['ink_mm2']:.1f}mm2 in{sc['inner']:.2f} ring{sc['ring']:.2f} d{sc['density']:.2f}"
+            cv2.putText(img, text, (int(z.x * s) + 3, int(z.bottom * s) - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1)
+    if t.ticks is not None:
+        for b, fill in zip(t.ticks.boxes, res.scores.get("tick_fill", [])):
+            cv2.rectangle(img, (int(b.x * s), int(b.y * s)), (int(b.right * s), int(b.bottom * s)), (0, 140, 0), 1)
+            cv2.putText(img, f"{fill:.2f}", (int(b.right * s) + 2, int(b.bottom * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 140, 0), 1)
+    who = res.code.student_name if res.code and res.code.student_name else "(no name)"
+    head = f"{res.position}: {who} - {res.rating} {res.confidence:.2f} {res.status} {res.reason}"[:140]
+    cv2.rectangle(img, (0, 0), (img.shape[1], 22), (255, 255, 255), -1)
+    cv2.putText(img, head, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
+    return img
 
 
 def read_page(gray: np.ndarray, source: str, page: int, debug: bool = False, ocr: OcrEngine | None = None) -> PageResult:

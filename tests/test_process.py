@@ -193,6 +193,8 @@ def test_debug_pictures_are_written(tmp_path, passes_pdf):
     img = cv2.imread(str(pics[0]))
     # Markers found are outlined in green.
     assert ((img[:, :, 1] > 120) & (img[:, :, 0] < 60) & (img[:, :, 2] < 60)).sum() > 100
+    # Under the page, one panel per registered pass (4 on this sheet), each about 0.7 x wide.
+    assert img.shape[0] > img.shape[1] * (0.7 + 4 * 0.65)
 
 
 @pytest.mark.parametrize(
