@@ -229,16 +229,13 @@ def _best_shift(seen: np.ndarray, want: np.ndarray, search: int) -> tuple[int, f
     n = want.size
     w = want - want.mean()
     wn = float(np.linalg.norm(w))
-    if wn < 1e-6:
+    if wn < 1e-6 or seen.size < n + 2 * search:
         return 0, 0.0
-    best, best_c = 0, -2.0
-    for k in range(2 * search + 1):
-        s = seen[k : k + n]
-        s = s - s.mean()
-        c = float(s @ w) / (float(np.linalg.norm(s)) * wn + 1e-9)
-        if c > best_c:
-            best, best_c = k - search, c
-    return best, best_c
+    win = np.lib.stride_tricks.sliding_window_view(seen[: n + 2 * search], n)  # (2 * search + 1, n)
+    win = win - win.mean(axis=1, keepdims=True)
+    c = (win @ w) / (np.linalg.norm(win, axis=1) * wn + 1e-9)
+    k = int(np.argmax(c))
+    return k - search, float(c[k])
 
 
 def _align(ink: np.ndarray, pr: _Print, search: int) -> tuple[int, int, float]:
@@ -296,12 +293,12 @@ def _remove_rules(ink: np.ndarray, pr: _Print, px_per_mm: float) -> tuple[np.nda
 def _fill(ink: np.ndarray, mask: np.ndarray, px_per_mm: float) -> np.ndarray:
     """Fill ``mask`` from the pixels around it (normalised convolution): strokes crossing a
     thin masked band are bridged, a masked label on bare paper becomes paper."""
-    if not mask.any():
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
         return ink
     k = max(3, round(0.9 * px_per_mm)) | 1
-    ys, xs = np.nonzero(mask)
-    t, b = max(0, ys.min() - k), min(mask.shape[0], ys.max() + k + 1)
-    left, right = max(0, xs.min() - k), min(mask.shape[1], xs.max() + k + 1)
+    t, b = max(0, rows[0] - k), min(mask.shape[0], rows[-1] + k + 1)
+    left, right = max(0, cols[0] - k), min(mask.shape[1], cols[-1] + k + 1)
     roi = ink[t:b, left:right]
     m = mask[t:b, left:right]
     known = (~m).astype(np.float32)
