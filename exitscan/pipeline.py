@@ -15,7 +15,10 @@ import os
 import sys
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -73,9 +76,14 @@ class BatchResult:
         return f"{self.pages} page{'s' if self.pages != 1 else ''}: " + ", ".join(parts)
 
 
-def _init_worker() -> None:
+_crash_page = ""  # see CRASH_ENV
+
+
+def _init_worker(crash_page: str = "") -> None:
     # Each worker is one core: libraries must not start threads of their own.
+    global _crash_page
     os.environ["OMP_THREAD_LIMIT"] = "1"
+    _crash_page = crash_page
     import cv2
 
     cv2.setNumThreads(1)
@@ -86,6 +94,8 @@ def _work(task: tuple[ScanFile, int, bool, OcrOptions]) -> PageResult:
     f, index, debug, ocr = task
     page = index + 1
     start = time.perf_counter()
+    if _crash_page and _crash_page == f"{f.display}:{page}":
+        os._exit(70)
     try:
         loaded = load_page(f, index)
         engine, why = worker_engine(ocr)  # opened once per worker, then reused
@@ -122,19 +132,83 @@ def plan(inputs: tuple[Path, ...]) -> tuple[list[tuple[ScanFile, int]], list[Pro
     return tasks, problems, len(files)
 
 
-def _results(tasks: list[tuple[ScanFile, int, bool, OcrOptions]], jobs: int) -> Iterator[PageResult]:
-    if jobs <= 1 or len(tasks) <= 1:
-        _init_worker()
-        for t in tasks:
-            yield _work(t)
-        return
+#: Fault injection for tests: a worker given the page named here ("file.png:1") dies at once,
+#: as if a native library had crashed. Read when a pool starts; nothing else uses it.
+CRASH_ENV = "EXITSCAN_TEST_CRASH_PAGE"
+
+
+def _crashed(task: tuple[ScanFile, int, bool, OcrOptions]) -> PageResult:
+    f, index = task[0], task[1]
+    msg = (
+        f"{f.display} page {index + 1}: the reader crashed on this page (in a library it uses); "
+        "the rest of the batch was read. Rescan the page, or please report it with the file"
+    )
+    return PageResult(f.display, index + 1, (), (Problem(f.display, index + 1, "unreadable", msg),), 0.0)
+
+
+def _pool(jobs: int):
     # Not "fork": a parent that has used OpenCV's or pdfium's threads can leave a lock held
     # in the child, which then hangs. A fork server starts workers from a clean process.
     ctx = mp.get_context("forkserver") if sys.platform != "win32" else mp.get_context("spawn")
     if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(["exitscan.pipeline"])
-    with ctx.Pool(jobs, initializer=_init_worker, maxtasksperchild=200) as pool:
-        yield from pool.imap(_work, tasks, chunksize=1)
+    # Workers come from the fork server, not from this process: what they must know is
+    # passed explicitly (the environment they see is the server's, from when it started).
+    return ProcessPoolExecutor(
+        jobs,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(os.environ.get(CRASH_ENV, ""),),
+        max_tasks_per_child=200,
+    )
+
+
+def _results(tasks: list[tuple[ScanFile, int, bool, OcrOptions]], jobs: int) -> Iterator[PageResult]:
+    """Each task's result, in task order.
+
+    A few pages per worker are in flight at a time (memory stays flat). If a worker dies
+    (a native library crashing on one page), the pages that were in flight are read again
+    one at a time, each in a fresh worker, so only the page that kills it is lost (and
+    reported); the batch then goes on with a new pool.
+    """
+    if jobs <= 1 or len(tasks) <= 1:
+        _init_worker()
+        for t in tasks:
+            yield _work(t)
+        return
+    window = jobs * 3
+    queue = deque(tasks)
+    pool = _pool(jobs)
+    inflight: deque[tuple[tuple, object]] = deque()
+    try:
+        while queue or inflight:
+            while queue and len(inflight) < window:
+                t = queue.popleft()
+                inflight.append((t, pool.submit(_work, t)))
+            t, fut = inflight[0]
+            try:
+                res = fut.result()  # type: ignore[attr-defined]
+            except BrokenProcessPool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                stranded = [task for task, _ in inflight]
+                inflight.clear()
+                for task in stranded:
+                    yield _alone(task)
+                pool = _pool(jobs)
+                continue
+            inflight.popleft()
+            yield res
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _alone(task: tuple[ScanFile, int, bool, OcrOptions]) -> PageResult:
+    """Read one page in a worker of its own: its result, or a problem if it kills the worker."""
+    with _pool(1) as solo:
+        try:
+            return solo.submit(_work, task).result()
+        except BrokenProcessPool:
+            return _crashed(task)
 
 
 def _with_lesson_record(p: PassResult) -> PassResult:

@@ -230,3 +230,23 @@ def test_titles_and_names_cut_in_the_code_come_back_whole_from_the_lesson_record
     (q,) = run_batch(ProcessOptions((scans,), tmp_path / "res2", jobs=1)).passes
     assert q.code.lesson.endswith("\u2026") and title.startswith(q.code.lesson[:-1])
     assert q.code.student_id == "1042"
+
+
+def test_a_worker_that_dies_loses_only_its_page(tmp_path, passes_pdf, monkeypatch):
+    """A native library crashing inside a worker (simulated: the worker exits at once on one
+    page) costs that page only, reported as a problem; every other page is read."""
+    from exitscan.pipeline import CRASH_ENV
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    page = _render(passes_pdf)[0]
+    for name in ("a.png", "b.png", "c.png", "d.png", "e.png"):  # copies: b-e read as duplicates
+        cv2.imwrite(str(scans / name), page)
+    monkeypatch.setenv(CRASH_ENV, "c.png:1")
+    batch = run_batch(ProcessOptions((scans,), tmp_path / "out", jobs=2))
+    crashed = [p for p in batch.problems if p.source == "c.png"]
+    assert len(crashed) == 1 and "crashed" in crashed[0].message
+    # a.png is read; b, d and e are read too (their passes are duplicates of a's).
+    assert {p.source for p in batch.passes} == {"a.png"}
+    dup_sources = {p.source for p in batch.problems if p.kind == "duplicate"}
+    assert dup_sources == {"b.png", "d.png", "e.png"}
