@@ -15,6 +15,7 @@ share of pass codes read, and every input page accounted for. Prints a markdown 
 writes JSON.
 
     python benchmarks/accuracy.py [--passes 200] [--profiles copier,bw-copier,...] [--out bench-out]
+                                  [--keep [--reuse]]
 """
 
 from __future__ import annotations
@@ -92,10 +93,16 @@ def evaluate(truth: dict, batch) -> dict:
     return {"counts": counts, "silently_wrong": wrong_examples[:20], "missing": missing_examples[:20]}
 
 
-def run_profile(profile: str, passes: int, seed: int, jobs: int, work: Path) -> dict:
+def run_profile(profile: str, passes: int, seed: int, jobs: int, work: Path, reuse: bool = False) -> dict:
     folder = work / profile
     t0 = time.perf_counter()
-    truth = make_batch(folder / "scans", n_passes=passes, profile=profile, template="mixed", formats="mixed", seed=seed, jobs=jobs)
+    kept = folder / "scans" / "truth.json"
+    if reuse and kept.is_file():  # the same simulated scans again, e.g. after tuning the reader
+        truth = json.loads(kept.read_text(encoding="utf-8"))
+    else:
+        truth = make_batch(
+            folder / "scans", n_passes=passes, profile=profile, template="mixed", formats="mixed", seed=seed, jobs=jobs
+        )
     t_sim = time.perf_counter() - t0
     batch = run_batch(ProcessOptions((folder / "scans",), folder / "out", jobs=jobs))
     res = evaluate(truth, batch)
@@ -126,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
-    ap.add_argument("--keep", action="store_true", help="keep the simulated scans and results")
+    ap.add_argument("--keep", action="store_true", help="keep the simulated scans and results (in OUT/accuracy-work)")
+    ap.add_argument("--reuse", action="store_true", help="with --keep: read the kept scans again instead of simulating")
     a = ap.parse_args(argv)
     profiles = [p for p in a.profiles.split(",") if p]
     for p in profiles:
@@ -134,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown profile {p}; the profiles are {', '.join(PROFILES)}")
     a.out.mkdir(parents=True, exist_ok=True)
     work_root = a.out / "accuracy-work" if a.keep else Path(tempfile.mkdtemp(prefix="exitscan-acc-"))
-    results = [run_profile(p, a.passes, a.seed, a.jobs, work_root) for p in profiles]
+    results = [run_profile(p, a.passes, a.seed, a.jobs, work_root, a.reuse and a.keep) for p in profiles]
     md = table(results)
     print(md)
     for r in results:
