@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -218,6 +219,13 @@ def load_template(name_or_path: str | Path) -> Template:
             )
     if not p.is_file():
         raise InputError(f"{p}: template file not found")
+    # Readers ask for a template on every page: parse each file once (per version of it).
+    return _load_file(str(p.resolve()), p.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _load_file(path: str, mtime_ns: int) -> Template:
+    p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
         t = _parse(data, p)
