@@ -349,7 +349,7 @@ def _write_workbook(out: Path, batch: BatchResult) -> None:
         write_workbook(out / "results.xlsx", batch.passes, batch.problems, batch.images, out, pages=batch.pages)
     except ExitscanError:
         raise
-    except Exception as e:  # noqa: BLE001 - say what is still there, then report the bug
+    except Exception as e:
         detail = "".join(traceback.format_exception_only(type(e), e)).strip()
         raise ExitscanError(
             f"{out / 'results.xlsx'}: the spreadsheet could not be made because of an error in exitscan "

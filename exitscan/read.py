@@ -30,8 +30,22 @@ from exitscan.marks import (
 from exitscan.ocr import LOW_CONFIDENCE, OcrEngine
 from exitscan.ocr import draft as ocr_draft
 from exitscan.reference import READ_PX_PER_MM, reference
-from exitscan.register import Incomplete, Registration, find_markers, page_ink_fraction, register_page, warp
-from exitscan.template import CORNERS, FACE_NAMES, Template, available_templates, load_template, template_by_code
+from exitscan.register import (
+    Incomplete,
+    Registration,
+    find_markers,
+    page_ink_fraction,
+    register_page,
+    warp,
+)
+from exitscan.template import (
+    CORNERS,
+    FACE_NAMES,
+    Template,
+    available_templates,
+    load_template,
+    template_by_code,
+)
 
 #: A page with less than this fraction of clearly dark pixels (and no markers) is blank.
 BLANK_INK_FRACTION = 0.0015
@@ -324,4 +338,4 @@ def read_page(gray: np.ndarray, source: str, page: int, debug: bool = False, ocr
     return PageResult(source, page, tuple(results), tuple(problems), time.perf_counter() - start, dbg)
 
 
-__all__ = ["PageResult", "PassResult", "Problem", "read_page", "FACE_NAMES"]
+__all__ = ["FACE_NAMES", "PageResult", "PassResult", "Problem", "read_page"]

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import cv2
@@ -64,7 +64,7 @@ def fonts() -> tuple[str, str]:
             pdfmetrics.registerFont(TTFont("ExsSans", regular))
             pdfmetrics.registerFont(TTFont("ExsSans-Bold", bold))
             return ("ExsSans", "ExsSans-Bold")
-        except Exception:  # noqa: BLE001 - a missing/unreadable font file: try the next
+        except Exception:  # noqa: BLE001, S112 - a missing/unreadable font file: try the next
             continue
     return ("Helvetica", "Helvetica-Bold")
 
@@ -323,7 +323,7 @@ def check_fits(template: Template, lesson: Lesson, passes: list[PassSpec]) -> No
 # --------------------------------------------------------------------------- drawing
 
 
-@lru_cache(maxsize=None)
+@cache
 def marker_bits(marker_id: int) -> np.ndarray:
     """The marker's cells as a (6, 6) bool array, True = white, border included."""
     d = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, ARUCO_DICTIONARY))

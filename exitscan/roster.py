@@ -73,7 +73,7 @@ def load_roster(path: Path) -> list[Pupil]:
         )
     dupes = {h for h in lowered if lowered.count(h) > 1 and h}
     if dupes:
-        raise InputError(f"{shown} line 1: column {sorted(dupes)[0]!r} appears twice in the header")
+        raise InputError(f"{shown} line 1: column {min(dupes)!r} appears twice in the header")
     i_id, i_name = lowered.index("id"), lowered.index("name")
     pupils: list[Pupil] = []
     seen: dict[str, int] = {}
