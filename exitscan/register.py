@@ -248,7 +248,7 @@ def _split_group(template: Template, markers: list[Marker]) -> list[list[Marker]
     remaining = sorted(markers, key=lambda m: (-len(by_corner[m.corner]), m.id))
     passes: list[list[Marker]] = []
     used: set[int] = set()
-    for seed_i, seed in enumerate(remaining):
+    for seed in remaining:
         if id(seed) in used:
             continue
         A, _ = cv2.estimateAffinePartial2D(
@@ -271,7 +271,6 @@ def _split_group(template: Template, markers: list[Marker]) -> list[list[Marker]
                 group.append(best)
                 used.add(id(best))
         passes.append(group)
-        del seed_i
     return passes
 
 

@@ -446,7 +446,6 @@ def sheet_layout(template: Template, paper: str = "a4", per_page: int = 4) -> Sh
         raise InputError("--per-page must be 1, 2 or 4")
     pw, ph = PAPER_SIZES_MM[paper]
     tw, th = template.size
-    landscape_pass = tw >= th
     cols, rows = {1: (1, 1), 2: (1, 2), 4: (2, 2)}[per_page]
     # Pick the sheet orientation whose cells best match the pass's shape.
     best = None
@@ -459,7 +458,6 @@ def sheet_layout(template: Template, paper: str = "a4", per_page: int = 4) -> Sh
             best = (scale, landscape, sw, sh, cw, chh)
     assert best is not None
     scale, landscape, sw, sh, cw, chh = best
-    del landscape_pass
     slots = []
     for r in range(rows):
         for c in range(cols):
