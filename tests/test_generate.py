@@ -23,7 +23,15 @@ from conftest import UNICODE_NAMES
 from exitscan import payload
 from exitscan.render import plan_passes
 from exitscan.roster import Lesson, Pupil
-from exitscan.template import Rect, SheetLayout, Slot, Template, load_template, marker_ids, sheet_layout
+from exitscan.template import (
+    Rect,
+    SheetLayout,
+    Slot,
+    Template,
+    load_template,
+    marker_ids,
+    sheet_layout,
+)
 
 #: Rendering resolution: an ordinary copier setting. At 150 dpi the 4-up Letter code (0.55 mm
 #: modules, 3.2 px) is at the edge of what OpenCV decodes even from a perfect rendering.

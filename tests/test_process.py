@@ -145,7 +145,7 @@ def test_a_failed_run_leaves_previous_results_intact(tmp_path, passes_pdf, monke
     run_batch(ProcessOptions((scans,), out, jobs=1))
     before = (out / "results.csv").read_bytes()
 
-    import exitscan.pipeline as pipeline
+    from exitscan import pipeline
 
     def boom(*a, **k):  # simulate a fault while writing the final table
         raise OSError("disk full")
@@ -165,7 +165,7 @@ def test_a_page_that_crashes_the_reader_is_a_problem_not_a_crash(tmp_path, passe
     page = _render(passes_pdf)[0]
     cv2.imwrite(str(scans / "a.png"), page)
     cv2.imwrite(str(scans / "b.png"), page)
-    import exitscan.pipeline as pipeline
+    from exitscan import pipeline
 
     real = pipeline.read_page
 

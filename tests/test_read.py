@@ -225,7 +225,7 @@ def test_a_pass_with_a_corner_cut_off_is_still_read_with_three_markers():
 def test_two_markers_are_too_few_and_say_so():
     page = make_page(PassMarks.clear("green"), per_page=1, profile="clean", orientation=0, seed=2)
     img = gray(page).copy()
-    h, w = img.shape
+    h, _ = img.shape
     img[h // 2 :, :] = 255  # the bottom half is gone
     res = read_page(img, "half.png", 1)
     assert not res.passes
@@ -301,7 +301,7 @@ def clean_pass():
 def test_any_rotation_scale_and_small_perspective_registers(clean_pass, angle, scale, persp):
     """Registration recovers the pass under any rotation, 0.42-1x scale (126-300 dpi), mild tilt."""
     src = clean_pass
-    h, w = src.shape
+    _, w = src.shape
     s = 0.5  # work at 150 dpi so the test stays quick; scale is relative to that
     small = cv2.resize(src, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
     sh, sw = small.shape

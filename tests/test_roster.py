@@ -35,7 +35,7 @@ def test_other_columns_are_kept_and_spaces_tidied(tmp_path):
     [
         "\ufeffid;name\r\n1;Siobhán Ní Bhriain\r\n2;Smith, Jamie-Lee\r\n".encode("utf-8"),  # Excel, Europe
         "\ufeffid,name\r\n1,Siobhán Ní Bhriain\r\n2,\"Smith, Jamie-Lee\"\r\n".encode("utf-8"),  # Excel CSV UTF-8
-        "id\tname\n1\tSiobhán Ní Bhriain\n2\tSmith, Jamie-Lee\n".encode("utf-8"),  # tab-separated
+        "id\tname\n1\tSiobhán Ní Bhriain\n2\tSmith, Jamie-Lee\n".encode(),  # tab-separated
     ],
     ids=["semicolons+BOM", "commas+BOM", "tabs"],
 )

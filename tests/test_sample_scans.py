@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_scans"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from accuracy import evaluate  # noqa: E402
+from accuracy import evaluate
 
 
 def test_sample_scans_are_read_right_or_flagged(tmp_path, monkeypatch):
