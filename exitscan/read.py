@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from exitscan import payload
-from exitscan.handwriting import clean_area
+from exitscan.handwriting import CROP_PX_PER_MM, clean_area
 from exitscan.identify import read_code
 from exitscan.marks import (
     RowReading,
@@ -51,8 +51,6 @@ from exitscan.template import (
 BLANK_INK_FRACTION = 0.0015
 #: Registration residual (mm) above which the reading is sent to review.
 MAX_RESIDUAL_MM = 0.9
-#: Handwriting crops are cut at this resolution (~200 dpi): legible, and small.
-CROP_PX_PER_MM = 8.0
 
 # Review reasons the export and the review tools recognise.
 SPARE_REASON = "spare pass: name to confirm"

@@ -141,17 +141,22 @@ def find_markers(gray: np.ndarray) -> list[Marker]:
     or a pass is incomplete, and merges (an ID found twice at one place counts once).
     """
     h, w = gray.shape[:2]
-    f = min(1.0, DETECT_LONG_SIDE / max(h, w))
+    # An integer reduction: OpenCV averages k x k blocks ~40x faster than a fractional INTER_AREA
+    # (0.1 ms vs 4.4 ms for a 150-dpi A4 page), and the copy's long side stays within 2/3-4/3
+    # of DETECT_LONG_SIDE.
+    k = max(1, round(max(h, w) / DETECT_LONG_SIDE))
+    f = 1.0 / k
     markers: list[Marker] = []
-    if f < 0.9:
-        small = cv2.resize(gray, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+    if k > 1:
+        small = cv2.resize(gray, (w // k, h // k), interpolation=cv2.INTER_AREA)
         found = _detect(small, reduced=True)
-        markers = [Marker(m.id, m.corners / f) for m in found]
+        # Pixel centres: small pixel i covers full pixels [k*i, k*i + k).
+        markers = [Marker(m.id, m.corners * k + (k - 1) / 2) for m in found]
         markers = _refine(gray, markers, max(2, round(1.5 / f)))
     groups: dict[int, set[int]] = {}
     for m in markers:
         groups.setdefault(m.group, set()).add(m.corner)
-    small_markers = f < 0.9 and markers and np.median([m.side for m in markers]) * f < SMALL_MARKER_PX
+    small_markers = k > 1 and markers and np.median([m.side for m in markers]) * f < SMALL_MARKER_PX
     if not markers or small_markers or any(len(s) < 3 for s in groups.values()):
         # Nothing found, a pass incomplete, or markers so small on the reduced copy (a photo
         # of four passes) that a whole pass may have been missed: look at full resolution.

@@ -209,7 +209,7 @@ def _clean(gray: np.ndarray) -> np.ndarray:
     """
     h, w = gray.shape
     small = cv2.resize(gray, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
-    # A closing 4.5 mm wide (at the crops' 8 px/mm) lifts every stroke but follows a shadow's edge.
+    # A closing 4.5 mm wide (at the crops' CROP_PX_PER_MM) lifts every stroke but follows a shadow's edge.
     k = max(3, round(4.5 * CROP_PX_PER_MM / 4)) | 1
     paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     paper = cv2.blur(paper, (5, 5))
