@@ -22,6 +22,7 @@ from exitscan.marks import (
     TickReading,
     ink_map,
     is_bilevel,
+    read_region,
     read_row,
     read_ticks,
     row_printed,
@@ -171,8 +172,10 @@ def read_pass(
             reasons.append(f"the pass code names an unknown template ({code.template})")
     ref = reference(template.name)
     t = template
-    seen = warp(gray, reg, 0, 0, t.size[0], t.size[1], READ_PX_PER_MM)
-    norm = ink_map(seen, ref)
+    region = read_region(t)
+    x0, y0, x1, y1 = region
+    seen = warp(gray, reg, x0, y0, x1 - x0, y1 - y0, READ_PX_PER_MM)
+    norm = ink_map(seen, ref, region)
     smooth = smoothed(norm, ref) if bilevel else None
 
     n_rows = 1

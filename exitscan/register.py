@@ -51,7 +51,7 @@ class Marker:
     @property
     def side(self) -> float:
         c = self.corners
-        return float(np.mean([np.linalg.norm(c[i] - c[(i + 1) % 4]) for i in range(4)]))
+        return float(np.hypot(*(c - np.roll(c, -1, axis=0)).T).mean())
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,14 @@ def _dictionary():
     return cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, ARUCO_DICTIONARY))
 
 
-@lru_cache(maxsize=2)
-def _detector(reduced: bool):
+#: Smallest marker side (px) looked for on the reduced copy. Smaller ones are below
+#: SMALL_MARKER_PX anyway, so the page is searched at full resolution for them; leaving them
+#: out here drops the QR code's finder squares (~13 px) before they cost a bit reading each.
+MIN_REDUCED_MARKER_PX = 15
+
+
+@lru_cache(maxsize=8)
+def _detector(reduced: bool, min_perimeter_rate: float = 0.05):
     p = cv2.aruco.DetectorParameters()
     if reduced:
         # On the reduced copy a marker is 15-50 px a side (a phone photo of four passes to a
@@ -101,15 +107,17 @@ def _detector(reduced: bool):
         p.adaptiveThreshWinSizeMin = 7
         p.adaptiveThreshWinSizeMax = 13
         p.adaptiveThreshWinSizeStep = 6
-        p.minMarkerPerimeterRate = 0.05
+        p.minMarkerPerimeterRate = min_perimeter_rate
         p.maxMarkerPerimeterRate = 0.8
     p.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_NONE
     return cv2.aruco.ArucoDetector(_dictionary(), p)
 
 
 def _detect(gray: np.ndarray, reduced: bool) -> list[Marker]:
+    # OpenCV's perimeter rate is relative to the image's long side.
+    rate = round(4 * MIN_REDUCED_MARKER_PX / max(gray.shape[:2]), 3) if reduced else 0.05
     try:
-        corners, ids, _ = _detector(reduced).detectMarkers(gray)
+        corners, ids, _ = _detector(reduced, rate).detectMarkers(gray)
     except cv2.error:
         return []
     if ids is None:

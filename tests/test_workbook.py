@@ -24,6 +24,7 @@ import pytest
 from exitscan import workbook
 from exitscan.errors import ExitscanError, OutputError
 from exitscan.export import write_results_csv
+from exitscan.handwriting import CROP_PX_PER_MM
 from exitscan.lessons import LessonRecord
 from exitscan.payload import PassCode
 from exitscan.read import SPARE_REASON, PassResult, Problem
@@ -32,17 +33,17 @@ LESSON_KEY = "a1b2c3"
 FORMULA_NAMES = ('=HYPERLINK("http://example.com","click")', "+44 1234", "-1+2", "@SUM(1,2)")
 
 
-def draw_crop(path: Path, text: str, seed: int, size=(960, 192)) -> str:
-    """A handwriting crop like the reader cuts (8 px/mm): grey paper, a shadow, noise, ruled lines."""
+def draw_crop(path: Path, text: str, seed: int, size_mm=(120, 24)) -> str:
+    """A handwriting crop like the reader cuts (at CROP_PX_PER_MM): grey paper, a shadow, noise, ruled lines."""
     rng = np.random.default_rng(seed)
-    w, h = size
+    w, h = round(size_mm[0] * CROP_PX_PER_MM), round(size_mm[1] * CROP_PX_PER_MM)
     paper = np.linspace(150 + seed % 60, 225, w, dtype=np.float32)[None, :].repeat(h, 0)
     img = paper + rng.normal(0, 6, (h, w)).astype(np.float32)
     for y in (h // 2, h - 12):
         img[y : y + 2, :] -= 60
     canvas = np.full((h, w), 255, np.uint8)
     font = (cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SIMPLEX)[seed % 2]
-    cv2.putText(canvas, text, (20, h // 2 - 10), font, 1.6, 0, 3, cv2.LINE_AA)
+    cv2.putText(canvas, text, (20, h // 2 - 10), font, 0.2 * CROP_PX_PER_MM, 0, 3, cv2.LINE_AA)
     img = np.minimum(img, img * canvas / 255.0 + 40 * (canvas < 128))
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", img.clip(0, 255).astype(np.uint8))
@@ -157,7 +158,7 @@ def batch(tmp_path):
     from exitscan.export import crop_name
 
     for p in passes[6:]:
-        draw_crop(base / "crops" / crop_name(p, "name"), "Nadia", 99, size=(760, 56))
+        draw_crop(base / "crops" / crop_name(p, "name"), "Nadia", 99, size_mm=(95, 7))
     problems = [
         Problem("scan.pdf", 4, "blank", "scan.pdf page 4: blank page (a duplex back?)"),
         Problem("notes.docx", 0, "unsupported", "notes.docx: not a scan (Word file)"),
