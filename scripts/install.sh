@@ -40,8 +40,9 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
   fi
 fi
-extras=""
-[ "$with_tests" = 1 ] && extras="[test]"
+# The ocr extra (RapidOCR, onnxruntime) reads handwriting best; the tests use it too.
+extras="[ocr]"
+[ "$with_tests" = 1 ] && extras="[ocr,test]"
 # Reinstall only when the package's requirements changed since the last install.
 stamp=".venv/.exitscan-installed"
 want="$(sha256sum pyproject.toml | cut -c1-16)${extras}"
@@ -57,5 +58,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   rm -f "$log"
   echo "$want" > "$stamp"
 fi
-.venv/bin/python -c "import exitscan, cv2, reportlab, pypdfium2" \
+.venv/bin/python -c "import exitscan, cv2, reportlab, pypdfium2, rapidocr, onnxruntime" \
   || { echo "exitscan: the Python packages did not install; see the messages above" >&2; exit 1; }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def scans(tmp_path_factory) -> Path:
 
 
 def test_tesseract_reads_printed_text_and_knows_its_version():
-    engine = open_engine(OcrOptions())
+    engine = open_engine(OcrOptions(engine="tesseract"))
     assert engine.name == "tesseract" and engine.version[:1].isdigit()
     got = engine.read(_printed("Use commas in a list."), lines=1)
     assert got.text == "Use commas in a list."
@@ -112,11 +113,16 @@ def test_missing_tesseract_says_how_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(OcrUnavailable) as e:
         TesseractEngine(cmd=str(tmp_path / "no" / "tesseract"))
     assert INSTALL in e.value.message
-    # No library and no program on PATH: the same, through `auto`.
+    # No library and no program on PATH: the same when asked for by name.
     _hide_tesseract(monkeypatch, tmp_path)
     with pytest.raises(OcrUnavailable) as e:
-        open_engine(OcrOptions(engine="auto"))
+        open_engine(OcrOptions(engine="tesseract"))
     assert INSTALL in e.value.message
+    # ... and through `auto` when RapidOCR is missing too: both install lines, in one message.
+    monkeypatch.setitem(sys.modules, "rapidocr", None)  # `import rapidocr` raises ImportError
+    with pytest.raises(OcrUnavailable) as e:
+        open_engine(OcrOptions(engine="auto"))
+    assert INSTALL in e.value.message and "pip install" in e.value.message
 
 
 def test_missing_language_data_names_its_package():
@@ -174,7 +180,7 @@ def test_threads_are_limited_for_the_worker_pool():
 
 def test_drafts_land_in_results_csv_and_empty_areas_stay_ok(tmp_path, scans):
     out = tmp_path / "out"
-    batch = run_batch(ProcessOptions((scans,), out, jobs=1))
+    batch = run_batch(ProcessOptions((scans,), out, jobs=1, ocr=OcrOptions(engine="tesseract")))
     assert batch.warnings == []
     rows = _rows(out / "results.csv")
     assert len(rows) == 8
@@ -201,7 +207,7 @@ def test_drafts_land_in_results_csv_and_empty_areas_stay_ok(tmp_path, scans):
 def test_a_crashing_tesseract_is_reported_once_and_the_batch_completes(tmp_path, scans, jobs):
     fake = _fake(tmp_path, "tesseract", 'echo "Error: simulated crash" >&2; exit 1')
     out = tmp_path / "out"
-    batch = run_batch(ProcessOptions((scans,), out, jobs=jobs, ocr=OcrOptions(tesseract_cmd=fake)))
+    batch = run_batch(ProcessOptions((scans,), out, jobs=jobs, ocr=OcrOptions(engine="tesseract", tesseract_cmd=fake)))
     assert len(batch.passes) == 8 and batch.problems == []
     assert len(batch.warnings) == 1, batch.warnings
     assert "OCR failed on 6 of 6 next steps" in batch.warnings[0] and "exited with 1" in batch.warnings[0]
@@ -215,7 +221,7 @@ def test_a_hanging_tesseract_times_out_and_the_batch_completes(tmp_path, scans):
     fake = _fake(tmp_path, "tesseract", "exec sleep 30")
     out = tmp_path / "out"
     start = time.perf_counter()
-    batch = run_batch(ProcessOptions((scans,), out, jobs=2, ocr=OcrOptions(tesseract_cmd=fake, timeout_s=0.5)))
+    batch = run_batch(ProcessOptions((scans,), out, jobs=2, ocr=OcrOptions(engine="tesseract", tesseract_cmd=fake, timeout_s=0.5)))
     assert time.perf_counter() - start < 25
     assert len(batch.passes) == 8
     assert len(batch.warnings) == 1 and "ran out of time on 6 of 6" in batch.warnings[0]
@@ -225,7 +231,7 @@ def test_a_hanging_tesseract_times_out_and_the_batch_completes(tmp_path, scans):
 def test_missing_tesseract_warns_once_on_stderr_and_keeps_the_crops(tmp_path, scans, monkeypatch, run_exitscan):
     _hide_tesseract(monkeypatch, tmp_path)
     out = tmp_path / "out"
-    r = run_exitscan("process", scans, "--out", out, "--jobs", "1", "-q")
+    r = run_exitscan("process", scans, "--out", out, "--jobs", "1", "-q", "--ocr-engine", "tesseract")
     assert r.code == 0, r.err
     warnings = [ln for ln in r.err.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and INSTALL in warnings[0], r.err

@@ -1,6 +1,6 @@
 """The OCR engine interface: a cleaned handwriting crop in, a text draft and a confidence out.
 
-Every engine (Tesseract today; others later) lives in its own module, knows its version and
+Every engine (RapidOCR, Tesseract) lives in its own module, knows its version and
 how to say it is missing, and implements `OcrEngine`. Engines are opened once per worker
 process (`exitscan.ocr.open_engine`) and reused for every crop that worker reads.
 
@@ -17,8 +17,24 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-#: A draft below this confidence is shown but marked as a guess ("check the crop").
+#: A draft below this confidence is shown but marked as a guess ("check the crop"). Each engine
+#: calibrates its scores (`calibrated`) so that drafts at or above it have <= 2% character errors.
 LOW_CONFIDENCE = 0.8
+
+
+def calibrated(raw: float, trusted_at: float) -> float:
+    """An engine's own score (0-1) as a confidence that means the same for every engine.
+
+    ``trusted_at``: the raw score from which the engine's drafts have <= 2% character errors
+    on the scan simulator (measured per engine: benchmarks/ocr.py); it maps to
+    `LOW_CONFIDENCE`, and the rest is linear on either side (0 -> 0, 1 -> 1).
+    """
+    s = min(1.0, max(0.0, float(raw)))
+    if s >= trusted_at:
+        conf = LOW_CONFIDENCE + (1.0 - LOW_CONFIDENCE) * (s - trusted_at) / max(1e-9, 1.0 - trusted_at)
+    else:
+        conf = LOW_CONFIDENCE * s / trusted_at
+    return round(min(1.0, max(0.0, conf)), 3)
 
 
 @dataclass(frozen=True)
@@ -26,7 +42,7 @@ class OcrText:
     """What an engine read in one crop."""
 
     text: str  # one line: the writing's lines joined by spaces; "" when nothing was read
-    confidence: float  # 0-1: the engine's own word confidences, averaged
+    confidence: float  # 0-1, calibrated (`calibrated`): >= LOW_CONFIDENCE means <= 2% CER on the simulator
     seconds: float  # time spent in the engine
 
     @property
@@ -75,8 +91,8 @@ class OcrEngine(Protocol):
 class OcrOptions:
     """How `exitscan process` runs OCR (one validated object, built at the CLI)."""
 
-    engine: str = "auto"  # auto | tesseract | none
-    lang: str = "eng"  # Tesseract's language codes, "+"-joined: eng, eng+fra
+    engine: str = "auto"  # auto | rapidocr | tesseract | none
+    lang: str = "eng"  # Tesseract's language codes, "+"-joined: eng, eng+fra (RapidOCR maps them)
     timeout_s: float = 10.0  # per crop
     tesseract_cmd: str | None = None  # a particular tesseract program (uses it, not the library)
 
@@ -85,4 +101,4 @@ class OcrOptions:
         return self.engine != "none"
 
 
-__all__ = ["LOW_CONFIDENCE", "OcrEngine", "OcrFailed", "OcrOptions", "OcrText", "OcrUnavailable"]
+__all__ = ["LOW_CONFIDENCE", "OcrEngine", "OcrFailed", "OcrOptions", "OcrText", "OcrUnavailable", "calibrated"]
