@@ -210,6 +210,7 @@ def read_pass(
         "residual_mm": round(reg.residual_mm, 3),
         "px_per_mm": round(reg.px_per_mm, 2),
         "corners_found": reg.corners_found,
+        "code": ident.evidence,
     }
     if reg.corners_found < 4:
         scores["missing_corner"] = [CORNERS[k] for k in reg.missing_corners]

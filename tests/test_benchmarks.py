@@ -82,6 +82,14 @@ def test_speed_quick_reports_every_target(speed_run):
         assert ocr["measured"] == "OCR: not available yet" and ocr["status"] == "n/a"
 
 
+def test_light_pens_are_not_legible_on_one_bit_pages():
+    accuracy = _load("accuracy")
+    orange, blue = {"colour": "#f08c00"}, {"colour": "#1c3a9e"}
+    assert accuracy._legible({"mode": "1"}, [blue])
+    assert not accuracy._legible({"mode": "1"}, [blue, orange])
+    assert accuracy._legible({"mode": "gray"}, [orange])
+
+
 def test_accuracy_tiny(tmp_path):
     accuracy = _load("accuracy")
     assert accuracy.main(["--passes", "8", "--profiles", "copier", "--out", str(tmp_path), "--keep"]) == 0
@@ -92,5 +100,7 @@ def test_accuracy_tiny(tmp_path):
     assert c["accepted_right"] + c["flagged"] + c["silently_wrong"] + c["missing"] == c["passes"]
     assert c["codes_read"] == c["passes"] - c["missing"]
     assert 0 <= c["clear_accepted"] <= c["clear"] <= c["passes"]
+    # Grey copier scans keep every pen: the legible clear passes are all the clear ones.
+    assert (c["clear_legible"], c["clear_legible_accepted"]) == (c["clear"], c["clear_accepted"])
     assert c["pages_accounted"] == c["pages"] > 0
     assert "| copier |" in (tmp_path / "accuracy.md").read_text()

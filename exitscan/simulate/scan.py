@@ -31,6 +31,12 @@ MODES = ("rgb", "gray", "1")
 ORIENTATIONS = (0, 90, 180, 270)
 
 
+#: Black-and-white mode's cut-off on the 0-255 grey scale, drawn per session from
+#: [low, high): paper and light print above it become white. A pen whose own colour is
+#: lighter than ``low`` (an orange felt tip is 154) can vanish from such a scan.
+BW_THRESHOLDS = (150, 176)
+
+
 @dataclass(frozen=True)
 class Profile:
     """A scanning device and how it is used. Angles in degrees, shifts in mm, blur in pixels."""
@@ -137,7 +143,7 @@ def sample_session(profile: Profile | str, rng: np.random.Generator) -> Session:
         gamma=1.0 if clean else float(rng.uniform(0.85, 1.15)),
         cast=(1.0, 1.0, 1.0) if clean else tuple(float(x) for x in rng.uniform(0.97, 1.02, 3)),  # type: ignore[arg-type]
         backing=255 if clean else int(rng.choice([255, 250, 235, 215])),
-        threshold=int(rng.integers(150, 176)),
+        threshold=int(rng.integers(*BW_THRESHOLDS)),
         dither=bool(rng.random() < p.dither),
         blur_px=float(rng.uniform(*p.blur_px)),
         noise=float(rng.uniform(*p.noise)),
