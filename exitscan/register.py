@@ -14,7 +14,7 @@ Arrays are (rows, cols) uint8 grayscale; points are (x, y) = (col, row) float32.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -48,7 +48,7 @@ class Marker:
     def centre(self) -> np.ndarray:
         return self.corners.mean(axis=0)
 
-    @property
+    @cached_property
     def side(self) -> float:
         c = self.corners
         return float(np.hypot(*(c - np.roll(c, -1, axis=0)).T).mean())
