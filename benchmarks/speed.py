@@ -26,7 +26,9 @@ when the result arrives), so the reading work is what N distinct pages cost.
 OCR: when ``exitscan process`` has a ``--no-ocr`` option, every row is run with it (OCR
 off) and, with ``--with-ocr target`` (the default), the target's configuration (300 dpi, 2
 jobs) also without it (OCR on; ``--with-ocr all``: every row; ``none``: no OCR-on runs).
-OCR-on runs count the drafts in results.csv, so an engine that is not installed shows. An
+OCR-on runs use the default engine (``auto``), or the one ``--ocr-engine`` names (``exitscan
+process --ocr-engine``), to compare engines' pages/s; they count the drafts in results.csv, so
+an engine that is not installed shows. An
 ``exitscan`` without ``--no-ocr`` has no OCR: its "with OCR" figures say "not available yet".
 
 The code measured: others edit the working tree while a benchmark runs, so ``exitscan/``
@@ -35,7 +37,8 @@ PYTHONPATH; ``--no-snapshot`` measures the live tree). speed.json records the co
 files changed since it and a hash of the sources measured.
 
     python benchmarks/speed.py [--pages 300] [--runs 3] [--dpis 200,300] [--jobs 1,2]
-                               [--with-ocr target|all|none] [--memory-pages 100,500]
+                               [--with-ocr target|all|none] [--ocr-engine auto|rapidocr|tesseract]
+                               [--memory-pages 100,500]
                                [--out bench-out] [--quick]
 
 See benchmarks/README.md for what each column means.
@@ -587,6 +590,10 @@ def main(argv: list[str] | None = None) -> int:
         "--with-ocr", choices=("target", "all", "none"), default="target",
         help="OCR-on runs: at the target's 300 dpi / 2 jobs only (default), every row, or none",
     )
+    ap.add_argument(
+        "--ocr-engine", default="auto",
+        help="the engine of the OCR-on runs (exitscan process --ocr-engine; default auto: the best installed)",
+    )
     ap.add_argument("--sheets", type=int, default=12, help="distinct simulated sheets per resolution (default 12)")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--out", type=Path, default=Path("bench-out"), help="writes speed.json and speed.md here")
@@ -641,7 +648,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if has_ocr:
         ocr_note = (
-            "OCR off: `--no-ocr`; OCR on: the default engine "
+            "OCR off: `--no-ocr`; OCR on: "
+            + ("the default engine (auto) " if a.ocr_engine == "auto" else f"`--ocr-engine {a.ocr_engine}` ")
             + {"target": f"(at {t_dpi} dpi, {t_jobs} jobs only)", "all": "(every row)", "none": "(not run: --with-ocr none)"}[a.with_ocr]
         )
     else:
@@ -663,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(a.runs):
                 decode_runs.append(decode_once(child, batch, jobs, a.pages))
             for ocr in modes_for(dpi, jobs):
-                extra = OCR_ARGS[ocr] if has_ocr else []
+                extra = (OCR_ARGS[ocr] + (["--ocr-engine", a.ocr_engine] if ocr == "on" and a.ocr_engine != "auto" else [])) if has_ocr else []
                 runs = []
                 for k in range(a.runs):
                     print(f"{dpi} dpi, {jobs} jobs, OCR {ocr}: run {k + 1}/{a.runs} ...", file=sys.stderr)
@@ -744,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "settings": {
             "pages": a.pages, "runs": a.runs, "dpis": dpis, "jobs": jobs_list, "memory_pages": mem_pages,
-            "memory_dpi": a.memory_dpi, "with_ocr": a.with_ocr, "memory_runs": mem_runs, "sheets": a.sheets, "seed": a.seed, "passes_per_page": PASSES_PER_PAGE,
+            "memory_dpi": a.memory_dpi, "with_ocr": a.with_ocr, "ocr_engine": a.ocr_engine, "memory_runs": mem_runs, "sheets": a.sheets, "seed": a.seed, "passes_per_page": PASSES_PER_PAGE,
         },
         "command": str(script),
         "imports_from": imports_from,

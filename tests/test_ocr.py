@@ -253,3 +253,27 @@ def test_lang_is_checked_at_the_door(tmp_path, scans, run_exitscan):
     assert r.code == 3 and "--lang" in r.err
     r = run_exitscan("process", scans, "--out", tmp_path / "out2", "--jobs", "1", "-q", "--lang", "xyz")
     assert r.code == 0 and "tesseract-ocr-xyz" in r.err
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def test_the_ocr_benchmark_compares_every_installed_engine(tmp_path):
+    """benchmarks/ocr.py at a tiny size (one sheet of the hard set): every engine, side by side."""
+    import importlib.util
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ocr.py"
+    spec = importlib.util.spec_from_file_location("bench_ocr", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    assert bench.main(["--passes", "4", "--profiles", "hard", "--speed-passes", "0", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "ocr.json").read_text())
+    names = [label.split()[0] for _name, label in data["engines"]]
+    assert names == ["rapidocr", "tesseract"]  # both installed by test.sh, best first
+    rows = data["profiles"]
+    assert [r["engine"].split()[0] for r in rows] == names and {r["profile"] for r in rows} == {"hard"}
+    for r in rows:
+        assert r["written"] == r["found"] == 4 and 0.0 <= r["cer"] <= 1.0 and r["ms_per_crop"] > 0
+    assert "| hard | rapidocr" in (tmp_path / "ocr.md").read_text()

@@ -54,7 +54,7 @@ REC_MODEL = "PP-OCRv6_rec_small.onnx"
 RESCUE_SCORE = 0.50
 #: The recognition score (the weakest line's mean character probability) from which drafts are
 #: trusted (`exitscan.ocr.calibrated` maps it to 0.8). Fitted on benchmarks/ocr.py crops of every
-#: profile, seed 11: drafts >= 0.98 had 1.4% CER (23% of drafts); checked on seed 12: 1.3% (28%).
+#: profile, seed 11: drafts >= 0.98 had 1.4% CER (22% of drafts); checked on seed 12: 1.3% (28%).
 TRUSTED_SCORE = 0.98
 #: Ink: a pixel darker than this (crops are contrast-stretched, paper 255).
 INK_LEVEL = 160
@@ -62,7 +62,7 @@ INK_LEVEL = 160
 
 def install_line() -> str:
     """The command that installs this engine into exitscan's Python environment."""
-    return "pip install " + " ".join(REQUIREMENTS) + "  (or: pip install 'exitscan[ocr]')"
+    return "pip install " + " ".join(REQUIREMENTS) + " (from exitscan's folder: bash scripts/install.sh)"
 
 
 def missing_message(detail: str = "") -> str:
@@ -215,6 +215,9 @@ def calibrate(score: float, dropped: float = 0.0) -> float:
 def _no_telemetry() -> None:
     """onnxruntime's telemetry off, before it is imported (it reads this once per process)."""
     os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
+
+_no_telemetry()  # here too: whoever imports onnxruntime after this module gets it off
 
 
 def _models_dir() -> Path:
