@@ -330,3 +330,38 @@ def test_any_rotation_scale_and_small_perspective_registers(clean_pass, angle, s
     expected = cv2.perspectiveTransform(p_src, M)[0, 0]
     got = cv2.perspectiveTransform(np.array([[[fx, fy]]]), r.to_image())[0, 0]
     assert np.linalg.norm(got - expected) < 0.6 * r.px_per_mm  # within 0.6 mm
+
+
+def _blank_norm(template_name: str) -> tuple[np.ndarray, object]:
+    """A pass's ink map as the reader makes it, for a pass with nothing on it: the blank rendering."""
+    from exitscan.reference import reference
+
+    ref = reference(template_name)
+    return ref.lum.copy(), ref
+
+
+def _stroke(norm: np.ndarray, ref, face, dx_mm: float, length_mm: float, level: float = 0.35) -> None:
+    """A short straight stroke (0.4 mm wide) beside a face, on bare paper, as a light tick leaves."""
+    s = ref.px_per_mm
+    x = face.centre[0] + dx_mm
+    y0, y1 = face.centre[1] - length_mm / 2, face.centre[1] + length_mm / 2
+    cv2.line(norm, (round(x * s), round(y0 * s)), (round(x * s), round(y1 * s)), level, 2)
+
+
+def test_a_lone_light_mark_is_the_answer_unless_another_face_holds_ink():
+    from exitscan.marks import MARKED_MM2, read_row
+
+    t = load_template("classic")
+    row = t.ratings[0]
+    norm, ref = _blank_norm("classic")
+    # ~3 mm^2: under MARKED_MM2, over half of it; nothing else anywhere in the row.
+    _stroke(norm, ref, row.faces[2], row.faces[2].radius + 1.5, 4.5)
+    got = read_row(norm, ref, row, 0)
+    ink = got.scores[2].ink_mm2
+    assert 0.5 * MARKED_MM2 <= ink < MARKED_MM2, ink
+    assert (got.rating, got.confident) == ("red", True) and got.confidence <= 0.6
+    # The same light mark with a smaller trace at another face: a person decides.
+    _stroke(norm, ref, row.faces[0], row.faces[0].radius + 1.5, 2.0)
+    got = read_row(norm, ref, row, 0)
+    assert got.scores[0].ink_mm2 > 0.05 * MARKED_MM2
+    assert not got.confident and "faint mark" in got.reason
