@@ -284,7 +284,8 @@ def row_printed(norm: np.ndarray, ref: Reference, row: RatingRow, row_index: int
 
 def is_bilevel(img: np.ndarray) -> bool:
     """A black-and-white (1-bit) scan, as loaded: nearly every pixel is at one extreme."""
-    return bool(np.mean((img < 40) | (img > 215)) > 0.97)
+    hist = cv2.calcHist([np.ascontiguousarray(img)], [0], None, [256], [0, 256]).ravel()
+    return bool(hist[:40].sum() + hist[216:].sum() > 0.97 * img.size)
 
 
 def smoothed(norm: np.ndarray, ref: Reference) -> np.ndarray:
