@@ -343,17 +343,15 @@ def _strokes(ink: np.ndarray, sigma: float, pr: _Print, px_per_mm: float) -> tup
     keep[big] = True
     specks = 0
     reach = DOT_REACH_MM * px_per_mm
-    if big:
-        bb = stats[big, :4].astype(np.float64)
-        for i in small:
-            x, y, w, h = stats[i, :4]
-            # Gap between this blob's box and each stroke's box: i-dots and full stops are close.
-            gx = np.maximum(0, np.maximum(bb[:, 0] - (x + w), x - (bb[:, 0] + bb[:, 2])))
-            gy = np.maximum(0, np.maximum(bb[:, 1] - (y + h), y - (bb[:, 1] + bb[:, 3])))
-            if float(np.min(np.hypot(gx, gy))) <= reach:
-                keep[i] = True
-            else:
-                specks += 1
+    if big and small:
+        bb = stats[big, :4].astype(np.float64)[None]  # (1, strokes, 4)
+        sb = stats[small, :4].astype(np.float64)[:, None]  # (blobs, 1, 4)
+        # Gap between each blob's box and each stroke's box: i-dots and full stops are close.
+        gx = np.maximum(0, np.maximum(bb[..., 0] - (sb[..., 0] + sb[..., 2]), sb[..., 0] - (bb[..., 0] + bb[..., 2])))
+        gy = np.maximum(0, np.maximum(bb[..., 1] - (sb[..., 1] + sb[..., 3]), sb[..., 1] - (bb[..., 1] + bb[..., 3])))
+        near = np.hypot(gx, gy).min(axis=1) <= reach
+        keep[np.asarray(small)[near]] = True
+        specks = int(np.count_nonzero(~near))
     else:
         specks = len(small)
 
