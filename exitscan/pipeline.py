@@ -26,7 +26,7 @@ from exitscan import lessons, nextsteps, payload
 from exitscan.errors import ExitscanError, InputError, OutputError
 from exitscan.export import atomic_write_bytes, crop_name, write_problems_csv, write_results_csv
 from exitscan.load import LoadProblem, ScanFile, discover, load_page, page_count
-from exitscan.ocr import OcrOptions, close_all, worker_engine
+from exitscan.ocr import OcrOptions, OcrUnavailable, resolve, worker_engine
 from exitscan.read import PageResult, PassResult, Problem, read_page
 from exitscan.workbook import write_workbook
 
@@ -239,12 +239,18 @@ def _check_ocr(ocr: OcrOptions, batch: BatchResult, in_process: bool) -> OcrOpti
     """Open the OCR engine once before the work; if it can't be had, warn once and go on without."""
     if not ocr.enabled:
         return ocr
+    if not in_process:
+        # Workers open their own engine: here only which one, checked without loading models
+        # (RapidOCR's cost ~1.7 s of CPU and 90 MiB that the parent would only throw away).
+        try:
+            return resolve(ocr)
+        except OcrUnavailable as e:
+            batch.warnings.append(e.message)
+            return replace(ocr, engine="none")
     engine, why = worker_engine(ocr)
     if engine is None:
         batch.warnings.append(why)
         return replace(ocr, engine="none")
-    if not in_process:
-        close_all()  # workers open their own; the parent's copy would only hold memory
     return ocr
 
 

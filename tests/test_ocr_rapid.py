@@ -242,14 +242,40 @@ def test_without_rapidocr_auto_falls_back_to_tesseract(monkeypatch):
     assert "pip install" in e.value.message and "rapidocr" in e.value.message
 
 
-def test_asked_for_but_missing_warns_once_and_keeps_the_crops(tmp_path, scans, monkeypatch, run_exitscan):
+@pytest.mark.parametrize("jobs", [1, 2])  # read in this process / by workers, the parent checking
+def test_asked_for_but_missing_warns_once_and_keeps_the_crops(tmp_path, scans, monkeypatch, run_exitscan, jobs):
     folder, _truth = scans
     monkeypatch.setitem(sys.modules, "rapidocr", None)
     out = tmp_path / "out"
-    r = run_exitscan("process", folder, "--out", out, "--jobs", "1", "-q", "--ocr-engine", "rapidocr")
+    r = run_exitscan("process", folder, "--out", out, "--jobs", str(jobs), "-q", "--ocr-engine", "rapidocr")
     assert r.code == 0, r.err
     warnings = [ln for ln in r.err.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "RapidOCR" in warnings[0] and "pip install" in warnings[0], r.err
     rows = _rows(out / "results.csv")
     assert len(rows) == 4 and all(x["next_step_text"] == "" for x in rows)
     assert all((out / x["next_step_image"]).is_file() for x in rows)
+
+
+def test_the_batch_parent_picks_the_engine_without_loading_a_model():
+    # In a fresh interpreter: which engine `auto` means is decided without importing rapidocr
+    # (so without its ~1.7 s of model loading and 90 MiB in the parent).
+    code = textwrap.dedent(
+        """
+        import sys
+        from exitscan.ocr import OcrOptions, resolve
+        got = resolve(OcrOptions(engine="auto"))
+        print(got.engine, "rapidocr" in sys.modules, "onnxruntime" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["rapidocr", "False", "False"], out.stderr
+
+
+def test_resolve_falls_back_and_names_what_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rapidocr", None)  # as on a base install
+    assert ocr.resolve(OcrOptions(engine="auto")).engine == "tesseract"
+    with pytest.raises(OcrUnavailable) as e:
+        ocr.resolve(OcrOptions(engine="rapidocr"))
+    assert "pip install" in e.value.message
+    with pytest.raises(OcrUnavailable):
+        ocr.resolve(OcrOptions(engine="rapidocr", lang="hin"))  # a script its model does not read

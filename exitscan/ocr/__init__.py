@@ -14,7 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from exitscan.ocr.base import (
@@ -43,6 +43,16 @@ def _tesseract(opts: OcrOptions) -> OcrEngine:
     return TesseractEngine(opts.lang, opts.timeout_s, opts.tesseract_cmd)
 
 
+def _probe_rapidocr(opts: OcrOptions) -> None:
+    from exitscan.ocr.rapid import probe
+
+    probe(opts.lang)
+
+
+#: Engines that can say whether they would open without opening (loading models is slow).
+PROBES: dict[str, Callable[[OcrOptions], None]] = {"rapidocr": _probe_rapidocr}
+
+
 #: Engine name -> opener, best first: RapidOCR reads the simulator's handwriting with about a
 #: quarter of Tesseract's character errors (benchmarks/ocr.py; the README has the table).
 ENGINES: dict[str, Callable[[OcrOptions], OcrEngine]] = {"rapidocr": _rapidocr, "tesseract": _tesseract}
@@ -66,6 +76,33 @@ def open_engine(opts: OcrOptions) -> OcrEngine:
             return opener(opts)
         except OcrUnavailable as e:
             problems.append(e.message)
+    raise OcrUnavailable(problems[0] if len(problems) == 1 else " / ".join(problems))
+
+
+def resolve(opts: OcrOptions) -> OcrOptions:
+    """``opts`` naming the engine `open_engine` would give (``auto`` resolved), checked without
+    loading its models where the engine can (`PROBES`), else opened and closed again.
+
+    The batch's parent uses it so that every worker opens the same engine, and the parent
+    holds no models. Raises `OcrUnavailable` as `open_engine` does.
+    """
+    if opts.engine == "none":
+        raise OcrUnavailable("OCR is off")
+    if opts.engine != "auto" and opts.engine not in ENGINES:
+        raise OcrUnavailable(f"unknown OCR engine {opts.engine!r}; choose one of: {', '.join(CHOICES)}")
+    names = list(ENGINES) if opts.engine == "auto" else [opts.engine]
+    problems: list[str] = []
+    for name in names:
+        chosen = replace(opts, engine=name)
+        try:
+            if name in PROBES:
+                PROBES[name](chosen)
+            else:
+                ENGINES[name](chosen).close()
+        except OcrUnavailable as e:
+            problems.append(e.message)
+            continue
+        return chosen
     raise OcrUnavailable(problems[0] if len(problems) == 1 else " / ".join(problems))
 
 
@@ -137,5 +174,6 @@ __all__ = [
     "close_all",
     "draft",
     "open_engine",
+    "resolve",
     "worker_engine",
 ]

@@ -30,6 +30,7 @@ crop a pass can give, one run takes well under a second).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import time
@@ -225,6 +226,22 @@ def _models_dir() -> Path:
     import rapidocr
 
     return Path(rapidocr.__file__).resolve().parent / "models"
+
+
+def probe(lang: str = "eng") -> None:
+    """Check, without importing rapidocr or loading a model (a few ms, not ~1.7 s and 90 MiB),
+    that RapidOCR is installed with its models and reads ``lang``; `OcrUnavailable` if not."""
+    Script.for_lang(lang)
+    for module in ("onnxruntime", "rapidocr"):
+        if importlib.util.find_spec(module) is None:
+            raise OcrUnavailable(missing_message(f"no module {module!r}"))
+    spec = importlib.util.find_spec("rapidocr")
+    models = Path(spec.origin).resolve().parent / "models" if spec and spec.origin else Path("?")
+    if not ((models / DET_MODEL).is_file() and (models / REC_MODEL).is_file()):
+        raise OcrUnavailable(
+            f"RapidOCR is installed without the models exitscan uses ({DET_MODEL}, {REC_MODEL} in "
+            f"{models}); install a version that ships them: {install_line()}"
+        )
 
 
 class RapidOcrEngine:
