@@ -58,7 +58,9 @@ def reference(template_name: str, px_per_mm: float = READ_PX_PER_MM) -> Referenc
     c = Canvas(buf, pagesize=(w * mm, h * mm))
     layout = SheetLayout("a4", False, (w, h), (Slot(0, 0, 1.0, Rect(0, 0, w, h)),), 1, 1)
     code = payload.PassCode(t.code, 0, "000000", "", "", "", "", t.max_criteria, "")
-    draw_pass(c, layout, layout.slots[0], t, _blank_lesson(t), PassSpec(code, ""))
+    # The code as a flat grey: no zone the reader measures touches it (the template validator
+    # sees to that), it is print either way, and at 1 px/mm (`small`) a code averages to grey.
+    draw_pass(c, layout, layout.slots[0], t, _blank_lesson(t), PassSpec(code, ""), code_grey=0.5)
     c.showPage()
     c.save()
     doc = pdfium.PdfDocument(buf.getvalue())

@@ -429,14 +429,28 @@ def _draw_qr(pen: _PassPen, box: Rect, text: str) -> None:
 
 
 def draw_pass(
-    c: Canvas, layout: SheetLayout, slot: Slot, template: Template, lesson: Lesson, spec: PassSpec
+    c: Canvas,
+    layout: SheetLayout,
+    slot: Slot,
+    template: Template,
+    lesson: Lesson,
+    spec: PassSpec,
+    code_grey: float | None = None,
 ) -> None:
-    """Draw one pass into its slot."""
+    """Draw one pass into its slot. ``code_grey``: draw the code's symbol as a flat square of
+    that grey (0 black - 1 white) instead of the code: what the reader's blank reference
+    needs (the QR widget takes ~0.1 s to build, every worker used to build two)."""
     regular, bold = fonts()
     pen = _PassPen(c, layout, slot)
     for k, (x, y) in enumerate(template.marker_positions):
         _draw_marker(pen, x, y, template.marker_size, marker_ids(spec.code.serial)[k])
-    _draw_qr(pen, template.qr, payload.encode(spec.code))
+    if code_grey is None:
+        _draw_qr(pen, template.qr, payload.encode(spec.code))
+    else:
+        quiet = template.qr.w * payload.QR_BORDER_MODULES / (payload.QR_MODULES + 2 * payload.QR_BORDER_MODULES)
+        q = template.qr
+        c.setFillGray(code_grey)
+        c.rect(*pen.xy(q.x + quiet, q.bottom - quiet), pen.d(q.w - 2 * quiet), pen.d(q.h - 2 * quiet), stroke=0, fill=1)
 
     c.setFillColor(INK)
     texts = _field_texts(template, lesson, spec)
