@@ -53,6 +53,13 @@ SOLID_RULE = 0.75
 #: On 1-bit scans, gaps this wide (mm) between dots of a pencil stroke are bridged before
 #: strokes are looked for.
 BILEVEL_BRIDGE_MM = 0.4
+#: A stroke is stretched to black against the darkest ink within this (mm), but never more
+#: than this ink level above the base (so the faint edge of a stroke stays soft).
+LOCAL_PEAK_MM = 1.2
+LOCAL_PEAK_FLOOR = 0.10
+#: Ink wholly within this distance (mm) of a printed label or outline, in an area that is
+#: written, is print left over by a slightly wrong alignment: dropped from the picture.
+PRINT_REACH_MM = 1.0
 #: A blob of ink smaller than this (longest side, mm) is a speck or a dot, not a stroke.
 MIN_STROKE_MM = 1.6
 #: Writing needs strokes spanning at least this much (mm, union of strokes, wider side)...
@@ -196,6 +203,7 @@ class _Print:
     rules: tuple[int, ...]  # rows of horizontal ruled lines (centre)
     rule_half: int  # half thickness (px) of a ruled line's band
     other: np.ndarray  # (rows, cols) bool: printed pixels that are not rules (labels, outlines), dilated
+    near_print: np.ndarray  # (k,) int: flat indices of pixels within PRINT_REACH_MM of that print
 
 
 @lru_cache(maxsize=32)
@@ -226,9 +234,11 @@ def _print_in(template_name: str, x0: int, y0: int, w: int, h: int, px_per_mm: f
     other |= printed & rule_mask & near_other
     # Dilated by a little more than the alignment's error, so no print's edge is left behind.
     other = cv2.dilate(other.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    for a in (ink, other):
+    k = 2 * round(PRINT_REACH_MM * px_per_mm) + 1
+    near_print = np.flatnonzero(cv2.dilate(other.astype(np.uint8), np.ones((k, k), np.uint8)))
+    for a in (ink, other, near_print):
         a.setflags(write=False)
-    return _Print(ink, tuple(rules), half, other)
+    return _Print(ink, tuple(rules), half, other, near_print)
 
 
 def _best_shift(seen: np.ndarray, want: np.ndarray, search: int) -> tuple[int, float]:
@@ -407,6 +417,14 @@ def _strokes(ink: np.ndarray, sigma: float, pr: _Print, px_per_mm: float) -> tup
             if big and small:
                 keep[np.asarray(small)[_near(stats, big, small, reach)]] = True
             relaxed = [round(lo2, 3), round(hi2, 3)]
+    if written and pr.near_print.size:
+        # What lies wholly beside the label or an outline is print the alignment missed (a
+        # phone photo's or a 150-dpi scan's print sits a pixel or two off): not writing.
+        inside = np.bincount(labels.ravel()[pr.near_print], minlength=stats.shape[0])
+        beside = keep & (inside >= stats[:, 4])
+        if beside.any() and (keep & ~beside).any():
+            keep &= ~beside
+            big = [i for i in big if keep[i]]
     mask = keep[labels]
     # Lines of writing: a stroke belongs to the ruled line at or below its middle.
     n_lines = 0
@@ -433,13 +451,19 @@ def _strokes(ink: np.ndarray, sigma: float, pr: _Print, px_per_mm: float) -> tup
     return mask, ev
 
 
-def _stretch(ink: np.ndarray, mask: np.ndarray, lo: float) -> np.ndarray:
-    """Strokes as dark-on-white: light pencil made dark, edges kept soft, paper pure white."""
+def _stretch(ink: np.ndarray, mask: np.ndarray, lo: float, px_per_mm: float) -> np.ndarray:
+    """Strokes as dark-on-white: light pencil made dark, edges kept soft, paper pure white.
+
+    Each stroke is stretched against the darkest ink near it (within ~1 mm), not only the
+    writing's overall level, so a letter pressed lightly comes out as dark as the rest.
+    """
     soft = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     vals = ink[mask]
     top = max(0.35, float(np.percentile(vals, 90))) if vals.size else 1.0
     base = lo * 0.5
-    v = np.clip((ink - base) / max(top - base, 1e-3), 0.0, 1.0)
+    k = max(3, round(LOCAL_PEAK_MM * px_per_mm) | 1)
+    peak = cv2.dilate(np.where(mask, ink, 0.0).astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    v = np.clip((ink - base) / np.maximum(np.minimum(peak, top) - base, LOCAL_PEAK_FLOOR), 0.0, 1.0)
     v[~soft] = 0.0
     return (255.0 - 255.0 * v + 0.5).astype(np.uint8)
 
@@ -536,7 +560,7 @@ def clean_area(
     m = round(MARGIN_MM * p)
     t0, t1 = max(0, rows[0] - m), min(bh, rows[-1] + m + 1)
     l0, l1 = max(0, cols[0] - m), min(bw, cols[-1] + m + 1)
-    img = _stretch(ink[t0:t1, l0:l1], strokes[t0:t1, l0:l1], ev["thresholds"][0])
+    img = _stretch(ink[t0:t1, l0:l1], strokes[t0:t1, l0:l1], ev["thresholds"][0], p)
     return WritingCrop(img, True, (at_x + l0 / p, at_y + t0 / p, (l1 - l0) / p, (t1 - t0) / p), p, ev)
 
 

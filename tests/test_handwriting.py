@@ -211,3 +211,53 @@ def test_a_new_or_ambiguous_draft_is_offered_nothing():
     # Halfway between two known steps: no offer rather than a coin toss.
     assert best_match("learn my 7 times table", ["Learn my 7 times tables", "Learn my 8 times tables"]) is not None
     assert best_match("learn my times table", ["Learn my 7 times table", "Learn my 8 times table"]) is None
+
+
+# --------------------------------------------------------------------------- light strokes, print left over
+
+
+def _word(g, page, x_mm: float, y_mm: float, value: int, k: float) -> None:
+    """A word-like squiggle (two humps and a stem, ~6 x 4 mm) drawn in grey ``value``."""
+    pts = [(0, 4), (1, 0), (2, 4), (3, 0), (4, 4), (5, 1), (5.5, -2), (6, 4)]
+    px = np.array([to_px(page, x_mm + a, y_mm + b) for a, b in pts], np.int32)
+    cv2.polylines(g, [px], False, value, max(1, round(0.4 * k)))
+
+
+def test_a_light_word_beside_dark_writing_stays_in_the_crop(blank_page):
+    g = gray(blank_page)
+    k = px_per_mm(blank_page)
+    for x in (20, 30, 40):  # pencil: ~0.37 ink
+        _word(g, blank_page, x, 81, 160, k)
+    # The same pupil pressing lightly: ~0.16 ink, under the 0.22 a stroke needs to count as
+    # writing on its own, far above the paper's noise (as faint as a blurred scan leaves it).
+    _word(g, blank_page, 90, 81, 214, k)
+    crop = crop_of(g)
+    assert crop.written
+    bx = crop.box_mm[0]
+    c0, c1 = round((90 - bx) * CROP_PX_PER_MM), round((96 - bx) * CROP_PX_PER_MM)
+    assert c1 <= crop.image.shape[1], "the crop was trimmed before the light word"
+    assert (crop.image[:, c0:c1] < 128).sum() >= 3 * CROP_PX_PER_MM, "the light word was dropped"
+
+
+def test_a_light_word_alone_is_still_not_writing(blank_page):
+    # Relaxed thresholds only once the area is known to be written: the decision is unchanged.
+    g = gray(blank_page)
+    _word(g, blank_page, 90, 81, 214, px_per_mm(blank_page))
+    assert not crop_of(g).written
+
+
+def test_a_label_printed_a_little_off_is_not_left_in_the_crop(blank_page):
+    g = gray(blank_page)
+    k = px_per_mm(blank_page)
+    # The label "My next step:" (x 15-40, y 76.5-80 mm) printed 0.6 mm lower than the template
+    # puts it, the ruled lines where they should be (the pass is upright on this page).
+    (x0, y0), (x1, y1) = to_px(blank_page, 14.5, 76), to_px(blank_page, 45, 80.5)
+    d = round(0.6 * k)
+    g[y0 + d : y1 + d, x0:x1] = np.minimum(g[y0 + d : y1 + d, x0:x1], g[y0:y1, x0:x1])
+    g[y0 : y0 + d, x0:x1] = np.maximum(g[y0 : y0 + d, x0:x1], 250)
+    for x in (30, 45, 60, 75):  # writing from y = 81.5 mm down
+        _word(g, blank_page, x, 83.5, 60, k)
+    crop = crop_of(g)
+    assert crop.written
+    top = round((80.8 - crop.box_mm[1]) * CROP_PX_PER_MM)  # rows of the crop above y = 80.8 mm
+    assert top <= 0 or crop.image[:top].min() > 128, f"print left in the crop's top {top} rows"
