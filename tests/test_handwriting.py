@@ -7,6 +7,8 @@ homography, so every test knows exactly what should come out.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import cv2
 import numpy as np
 import pytest
@@ -261,3 +263,41 @@ def test_a_label_printed_a_little_off_is_not_left_in_the_crop(blank_page):
     assert crop.written
     top = round((80.8 - crop.box_mm[1]) * CROP_PX_PER_MM)  # rows of the crop above y = 80.8 mm
     assert top <= 0 or crop.image[:top].min() > 128, f"print left in the crop's top {top} rows"
+
+
+def test_pencil_a_1bit_scan_broke_into_dots_stays_in_the_crop(blank_page):
+    g = gray(blank_page)
+    k = px_per_mm(blank_page)
+    for x in (20, 30):  # felt tip: solid strokes
+        _word(g, blank_page, x, 81, 0, k)
+    # The next word in light pencil, which the 1-bit scan kept as dots ~0.9 mm apart: too far
+    # apart to bridge, and most of them further than a dot's reach from the felt-tip words.
+    pts = np.array([(0, 4), (1, 0), (2, 4), (3, 0), (4, 4), (5, 1), (5.5, -2), (6, 4)], np.float64)
+    for (a0, b0), (a1, b1) in pairwise(pts):
+        for f in np.arange(0, 1, 0.9 / np.hypot(a1 - a0, b1 - b0)):
+            cv2.circle(g, to_px(blank_page, 39 + a0 + f * (a1 - a0), 81 + b0 + f * (b1 - b0)), max(1, round(0.12 * k)), 0, -1)
+    g = np.where(g > 128, 255, 0).astype(np.uint8)
+    crop = crop_of(g, bilevel=True)
+    assert crop.written
+    bx = crop.box_mm[0]
+    c0, c1 = round((43 - bx) * CROP_PX_PER_MM), round((45 - bx) * CROP_PX_PER_MM)
+    assert c1 <= crop.image.shape[1], "the crop was trimmed before the dotted word's end"
+    assert (crop.image[:, c0:c1] < 128).sum() >= 4, "the dotted word's end was dropped"
+
+
+def test_a_crossbar_lying_on_a_ruled_line_is_kept(blank_page):
+    g = gray(blank_page)
+    k = px_per_mm(blank_page)
+    for x in (20, 30):
+        _word(g, blank_page, x, 81, 90, k)
+    # A stroke 7 mm long lying on the first ruled line (y = 87 mm), over most of one of the
+    # 10-mm strips the line is measured in (x 54-64 mm from the area's left at 14 mm).
+    cv2.line(g, to_px(blank_page, 54.5, 87), to_px(blank_page, 61.5, 87), 90, max(1, round(0.4 * k)))
+    crop = crop_of(g)
+    assert crop.written
+    bx, by = crop.box_mm[0], crop.box_mm[1]
+    c0, c1 = round((56 - bx) * CROP_PX_PER_MM), round((60 - bx) * CROP_PX_PER_MM)
+    row = round((87 - by) * CROP_PX_PER_MM)
+    assert c1 <= crop.image.shape[1], "the crop was trimmed before the stroke on the line"
+    band = crop.image[row - 2 : row + 3, c0:c1]
+    assert (band.min(axis=0) < 128).mean() > 0.9, "the stroke was removed with the ruled line"
