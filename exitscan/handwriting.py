@@ -450,12 +450,13 @@ def _strokes(ink: np.ndarray, sigma: float, pr: _Print, px_per_mm: float, bileve
             keep &= ~beside
             big = [i for i in big if keep[i]]
     mask = keep[labels]
-    # Lines of writing: a stroke belongs to the ruled line at or below its middle.
+    # Lines of writing.
     n_lines = 0
     if big:
         st = stats[big]
-        mid = st[:, 1] + st[:, 3] / 2
-        line_of = (mid[:, None] > np.asarray(pr.rules, np.float64)[None] + half).sum(axis=1)
+        # A stroke belongs to the line its top is on: a descender (g, p, y) crosses the ruled
+        # line below it, its middle often below the line, its top never.
+        line_of = (st[:, 1, None] > np.asarray(pr.rules, np.float64)[None] + half).sum(axis=1)
         per_line = np.bincount(line_of, weights=st[:, 4].astype(np.float64))
         n_lines = int(np.count_nonzero(per_line >= 0.1 * per_line.sum()))
     ev = {

@@ -301,3 +301,17 @@ def test_a_crossbar_lying_on_a_ruled_line_is_kept(blank_page):
     assert c1 <= crop.image.shape[1], "the crop was trimmed before the stroke on the line"
     band = crop.image[row - 2 : row + 3, c0:c1]
     assert (band.min(axis=0) < 128).mean() > 0.9, "the stroke was removed with the ruled line"
+
+
+def test_a_descender_through_the_ruled_line_is_not_a_second_line(blank_page):
+    g = gray(blank_page)
+    k = px_per_mm(blank_page)
+    t = max(1, round(0.4 * k))
+    _word(g, blank_page, 20, 82.5, 60, k)
+    # A "g": its bowl on the first line (ruled at y = 87 mm), its tail looping 4 mm below it.
+    cv2.ellipse(g, to_px(blank_page, 31, 85), (round(1.2 * k), round(1.5 * k)), 0, 0, 360, 60, t)
+    cv2.line(g, to_px(blank_page, 32.2, 84), to_px(blank_page, 32.2, 90.5), 60, t)
+    cv2.ellipse(g, to_px(blank_page, 31, 90.5), (round(1.2 * k), round(1.2 * k)), 0, 0, 180, 60, t)
+    crop = crop_of(g)
+    assert crop.written
+    assert crop.lines == 1, crop.evidence
