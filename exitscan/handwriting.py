@@ -357,17 +357,22 @@ def _components(ink: np.ndarray, lo: float, hi: float, pr: _Print, px_per_mm: fl
     on_rule = np.zeros(idx.size, bool)
     for r in pr.rules:
         on_rule |= (h <= 2 * half + 1) & (y >= r - half - 2) & (y + h <= r + half + 3)
+    size = np.maximum(stats[idx, 2], h)
     if rescue and on_rule.any():
-        # ...unless it is as dark as writing: a crossbar or a stroke lying on the line (what
-        # the division leaves of a line is faint; a solid line was filled from around it).
+        # ...unless it is as dark as writing and beside it: a crossbar or a stroke lying on the
+        # line (what the division leaves of a line is faint; a solid line was filled from
+        # around it; a line left whole where the page's edge cut its strip lies apart).
+        writing = idx[~on_rule & (size >= min_px)].tolist()
+        dark = []
         for j in np.flatnonzero(on_rule):
             i = idx[j]
             x0, y0, w0, h0 = stats[i, :4]
             win = labels[y0 : y0 + h0, x0 : x0 + w0] == i
-            peak = float(ink[y0 : y0 + h0, x0 : x0 + w0][win].max())
-            if peak >= rescue:
-                on_rule[j] = False
-    size = np.maximum(stats[idx, 2], h)
+            if float(ink[y0 : y0 + h0, x0 : x0 + w0][win].max()) >= rescue:
+                dark.append(j)
+        if dark and writing:
+            near = _near(stats, writing, idx[dark].tolist(), DOT_REACH_MM * px_per_mm)
+            on_rule[np.asarray(dark)[near]] = False
     big = idx[~on_rule & (size >= min_px)].tolist()
     small = idx[~on_rule & (size < min_px)].tolist()
     return labels, stats, big, small, int(np.count_nonzero(on_rule))

@@ -290,8 +290,10 @@ def test_a_crossbar_lying_on_a_ruled_line_is_kept(blank_page):
     k = px_per_mm(blank_page)
     for x in (20, 30):
         _word(g, blank_page, x, 81, 90, k)
-    # A stroke 7 mm long lying on the first ruled line (y = 87 mm), over most of one of the
-    # 10-mm strips the line is measured in (x 54-64 mm from the area's left at 14 mm).
+    # A t written low: its stem stops short of the first ruled line (y = 87 mm), its crossbar,
+    # 7 mm long, lies on the line, over most of one of the 10-mm strips the line is measured
+    # in (x 54-64 mm from the area's left at 14 mm).
+    cv2.line(g, to_px(blank_page, 56, 81), to_px(blank_page, 56, 85.8), 90, max(1, round(0.4 * k)))
     cv2.line(g, to_px(blank_page, 54.5, 87), to_px(blank_page, 61.5, 87), 90, max(1, round(0.4 * k)))
     crop = crop_of(g)
     assert crop.written
