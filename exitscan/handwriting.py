@@ -363,16 +363,14 @@ def _components(ink: np.ndarray, lo: float, hi: float, pr: _Print, px_per_mm: fl
         # line (what the division leaves of a line is faint; a solid line was filled from
         # around it; a line left whole where the page's edge cut its strip lies apart).
         writing = idx[~on_rule & (size >= min_px)].tolist()
-        dark = []
-        for j in np.flatnonzero(on_rule):
-            i = idx[j]
-            x0, y0, w0, h0 = stats[i, :4]
-            win = labels[y0 : y0 + h0, x0 : x0 + w0] == i
-            if float(ink[y0 : y0 + h0, x0 : x0 + w0][win].max()) >= rescue:
-                dark.append(j)
-        if dark and writing:
-            near = _near(stats, writing, idx[dark].tolist(), DOT_REACH_MM * px_per_mm)
-            on_rule[np.asarray(dark)[near]] = False
+        slivers = np.flatnonzero(on_rule)
+        if writing:
+            for j in slivers[_near(stats, writing, idx[slivers].tolist(), DOT_REACH_MM * px_per_mm)]:
+                i = idx[j]
+                x0, y0, w0, h0 = stats[i, :4]
+                win = labels[y0 : y0 + h0, x0 : x0 + w0] == i
+                if float(ink[y0 : y0 + h0, x0 : x0 + w0][win].max()) >= rescue:
+                    on_rule[j] = False
     big = idx[~on_rule & (size >= min_px)].tolist()
     small = idx[~on_rule & (size < min_px)].tolist()
     return labels, stats, big, small, int(np.count_nonzero(on_rule))
