@@ -14,8 +14,14 @@ blank rendering (`exitscan.reference`):
   where the line is printed (or scanned) solid black is there nothing to divide, and there
   the line is inpainted from the pixels above and below, which bridges crossing strokes;
 - labels and box outlines are masked and inpainted the same way;
+- a strip's line is a low percentile of its columns (strokes only add ink), so letters sitting
+  on the line and a crossbar lying along it are not taken for the line;
 - what is left is thresholded with hysteresis into strokes; specks, dust and a lone dot are
-  dropped (a full stop or an i's dot next to writing is kept);
+  dropped (a full stop or an i's dot next to writing is kept); that decides "written";
+- a written area's strokes are then found again at thresholds set by the pupil's own pencil
+  (light letters of a blurred scan stay in), with a dark sliver on a line beside the writing
+  kept as a stroke, print left beside the label by a slightly wrong alignment dropped, and on
+  a 1-bit scan the pencil dots strung to the writing kept;
 - the crop is trimmed to the writing with a margin and contrast-stretched so light pencil
   reads as well as felt tip.
 
