@@ -10,9 +10,7 @@ problems.csv.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import sys
 import time
 import traceback
 from collections import deque
@@ -22,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from exitscan import lessons, nextsteps, payload
+from exitscan import lessons, nextsteps, payload, workers
 from exitscan.errors import ExitscanError, InputError, OutputError
 from exitscan.export import atomic_write_bytes, crop_name, write_problems_csv, write_results_csv
 from exitscan.load import LoadProblem, ScanFile, discover, load_page, page_count
@@ -149,9 +147,7 @@ def _crashed(task: tuple[ScanFile, int, bool, OcrOptions]) -> PageResult:
 def _pool(jobs: int):
     # Not "fork": a parent that has used OpenCV's or pdfium's threads can leave a lock held
     # in the child, which then hangs. A fork server starts workers from a clean process.
-    ctx = mp.get_context("forkserver") if sys.platform != "win32" else mp.get_context("spawn")
-    if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["exitscan.pipeline"])
+    ctx = workers.context()
     # Workers come from the fork server, not from this process: what they must know is
     # passed explicitly (the environment they see is the server's, from when it started).
     return ProcessPoolExecutor(
