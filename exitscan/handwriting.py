@@ -123,8 +123,11 @@ class WritingCrop:
         return int(self.evidence.get("lines", 0)) if self.written else 0
 
     def png(self) -> bytes:
-        # Fast zlib level and the "filtered" strategy, as for every crop: ~2 ms, a little larger.
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_FILTERED]
+        # No row filter and run-length zlib at its fastest level: a cleaned crop is long runs
+        # of white paper (an empty one 32 grey levels), which need neither. 0.15-0.2 ms a crop
+        # and ~10% smaller, against 0.55-1.2 ms with libpng's adaptive filters.
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
         ok, buf = cv2.imencode(".png", self.image, params)
         return buf.tobytes() if ok else b""
 
@@ -198,15 +201,23 @@ def _flatten(gray: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, float]:
     bg = cv2.GaussianBlur(bg, (0, 0), max(1.0, 1.5 * px_per_mm * scale))
     if scale < 1:
         bg = cv2.resize(bg, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
-    ink = 1.0 - f / np.maximum(bg, 1.0)
+    # ink = 1 - f / max(bg, 1), in place (the crop's few full-size arrays are most of its cost).
+    ink = np.divide(f, np.maximum(bg, 1.0, out=bg), out=f)
+    np.subtract(1.0, ink, out=ink)
     # The closing sits on the paper's bright noise peaks: level the paper itself to 0 ink.
     # Most of an area is paper, so the median is paper; the paper side below it is noise only.
-    sample = ink[::3, ::3]
-    med = float(np.median(sample))
-    below = med - sample[sample <= med]
-    sigma = float(1.4826 * np.median(below)) if below.size else 0.0
+    # (Selections, not sorts: after partitioning, the first half of the sample is what lies
+    # at or below its median.)
+    sample = ink[::3, ::3].ravel()
+    half = sample.size // 2
+    if half == 0:
+        return np.clip(ink, 0.0, 1.0, out=ink), 0.0
+    sample = np.partition(sample, half)
+    med = float(sample[half])
+    below = med - sample[:half]
+    sigma = float(1.4826 * np.partition(below, below.size // 2)[below.size // 2]) if below.size else 0.0
     ink -= med
-    return np.clip(ink, 0.0, 1.0), sigma
+    return np.clip(ink, 0.0, 1.0, out=ink), sigma
 
 
 @dataclass(frozen=True)
@@ -218,6 +229,9 @@ class _Print:
     rule_half: int  # half thickness (px) of a ruled line's band
     other: np.ndarray  # (rows, cols) bool: printed pixels that are not rules (labels, outlines), dilated
     near_print: np.ndarray  # (k,) int: flat indices of pixels within PRINT_REACH_MM of that print
+    row_profile: np.ndarray  # (rows,) mean print ink per row (to align the print, `_align`)
+    band: tuple[int, int]  # rows [r0, r1) where labels and outlines are printed (r1 = 0: none)
+    band_profile: np.ndarray  # (cols,) mean print ink per column within those rows
 
 
 @lru_cache(maxsize=32)
@@ -250,9 +264,12 @@ def _print_in(template_name: str, x0: int, y0: int, w: int, h: int, px_per_mm: f
     other = cv2.dilate(other.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     k = 2 * round(PRINT_REACH_MM * px_per_mm) + 1
     near_print = np.flatnonzero(cv2.dilate(other.astype(np.uint8), np.ones((k, k), np.uint8)))
-    for a in (ink, other, near_print):
+    rows_other = np.flatnonzero(other.any(axis=1))
+    r0, r1 = (int(rows_other.min()), int(rows_other.max()) + 1) if rows_other.size else (0, 0)
+    row_profile, band_profile = ink.mean(axis=1), ink[r0:r1].mean(axis=0)
+    for a in (ink, other, near_print, row_profile, band_profile):
         a.setflags(write=False)
-    return _Print(ink, tuple(rules), half, other, near_print)
+    return _Print(ink, tuple(rules), half, other, near_print, row_profile, (r0, r1), band_profile)
 
 
 def _best_shift(seen: np.ndarray, want: np.ndarray, search: int) -> tuple[int, float]:
@@ -278,15 +295,14 @@ def _align(ink: np.ndarray, pr: _Print, search: int) -> tuple[int, int, float]:
     """
     w = pr.ink.shape[1]
     rows_seen = ink[:, search : search + w].mean(axis=1)
-    dy, cy = _best_shift(rows_seen, pr.ink.mean(axis=1), search)
+    dy, cy = _best_shift(rows_seen, pr.row_profile, search)
     if cy < 0.5:  # no print to be seen (a 1-bit scan dropped the grey rules): trust registration
         return 0, 0, cy
-    band = np.flatnonzero(pr.other.any(axis=1))
-    if band.size == 0:
+    r0, r1 = pr.band
+    if r1 == 0:
         return 0, dy, cy
-    r0, r1 = band.min(), band.max() + 1
     cols_seen = ink[search + dy + r0 : search + dy + r1].mean(axis=0)
-    dx, cx = _best_shift(cols_seen, pr.ink[r0:r1].mean(axis=0), search)
+    dx, cx = _best_shift(cols_seen, pr.band_profile, search)
     if cx < 0.5:
         dx = 0
     return dx, dy, min(cy, cx)
@@ -458,7 +474,12 @@ def _strokes(ink: np.ndarray, sigma: float, pr: _Print, px_per_mm: float, bileve
         if beside.any() and (keep & ~beside).any():
             keep &= ~beside
             big = [i for i in big if keep[i]]
-    mask = keep[labels]
+    mask = np.zeros(labels.shape, bool)
+    if keep.any():  # labels looked up only within the box of what is kept (most of an area is paper)
+        st = stats[keep]
+        x0, y0 = st[:, 0].min(), st[:, 1].min()
+        x1, y1 = (st[:, 0] + st[:, 2]).max(), (st[:, 1] + st[:, 3]).max()
+        mask[y0:y1, x0:x1] = keep[labels[y0:y1, x0:x1]]
     # Lines of writing.
     n_lines = 0
     if big:
@@ -493,7 +514,8 @@ def _stretch(ink: np.ndarray, mask: np.ndarray, lo: float, px_per_mm: float) -> 
     """
     soft = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     vals = ink[mask]
-    top = max(0.35, float(np.percentile(vals[::3], 90))) if vals.size else 1.0  # (a sample: as good, faster)
+    sample = vals[::3]  # (a sample: as good, faster; a selection, not a sort)
+    top = max(0.35, float(np.partition(sample, (sample.size - 1) * 9 // 10)[(sample.size - 1) * 9 // 10])) if sample.size else 1.0
     base = lo * 0.5
     k = max(3, round(LOCAL_PEAK_MM * px_per_mm) | 1)
     peak = cv2.dilate(np.where(mask, ink, 0.0).astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
