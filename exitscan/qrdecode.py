@@ -9,7 +9,7 @@ finder, timing and alignment patterns (modules whose colour is known), reads the
 information, unmasks and de-interleaves the two Reed-Solomon blocks (67 codewords each:
 43 data + 24 check) and corrects them.
 
-Two fall-backs, each tried only when the plain reading fails:
+Three fall-backs, each tried only when the readings before it fail:
 
 * Erasures. A module whose level is close to the threshold is uncertain; the codewords
   holding uncertain modules are decoded as erasures, which cost half as much of the
@@ -19,6 +19,13 @@ Two fall-backs, each tried only when the plain reading fails:
   is read against the blur its neighbours cause, with the blur's strength fitted on this
   image (`_equalise`, `_refine`). Blurred 2.6-pixel modules that plain thresholding (and
   OpenCV) misread by the dozen come back with a handful of errors.
+* A line-by-line reading for a smear (`_sequence`): a hand-shaken phone photo smears the
+  symbol over two or more modules one way, which no threshold undoes (at the module
+  frequency the contrast may even invert). Along the smear each line's shades follow from its
+  modules by a short filter fitted on this image, and Viterbi picks the line that explains
+  them best; tried along the axis the blur seems to be, then the other (~5-20 ms). Phone
+  photos at 2048 px with a 7-pixel shake: 15-58 wrong codewords a block after `_refine`;
+  read line by line, all 11 such codes of two benchmark runs read (0-17 corrected).
 
 A wrong text is worse than none: every correction is checked (locator degree, roots in
 range, syndromes of the corrected block zero), the more erasures are used the fewer errors
@@ -470,22 +477,148 @@ def _refine(shade: np.ndarray, first: np.ndarray) -> np.ndarray | None:
     return (shade - threshold) / weights[0] + 0.5
 
 
+#: The sequence detector's model of a smear along one axis: each module's shade from the
+#: modules up to `_SEQ_REACH` before and after it on its own line (jointly decided by
+#: Viterbi) and the five nearest on each neighbouring line (from the previous decisions).
+#: A hand-shaken phone photo smears 3-7 pixels one way: 2.4 modules of 2.9 pixels at most.
+_SEQ_REACH = 2
+_SEQ_OFFSETS = tuple((dr, dc) for dr in (0, -1, 1) for dc in range(-_SEQ_REACH, _SEQ_REACH + 1))
+_SEQ_ALONG = 2 * _SEQ_REACH + 1  # the first taps of `_SEQ_OFFSETS`: the module's own line
+#: Rounds of (fit the smear, decide every line); it mostly settles in three.
+_SEQ_ROUNDS = 5
+_KNOWN_2D = _KNOWN_DARK | _KNOWN_LIGHT
+#: Every window of 2 * _SEQ_REACH + 1 modules along a line as light (1) / dark (0) bits, the
+#: first module the most significant bit: (32, 5).
+_WINDOWS = (np.arange(1 << _SEQ_ALONG)[:, None] >> np.arange(_SEQ_ALONG - 1, -1, -1)) & 1
+_STATES = 1 << (_SEQ_ALONG - 1)
+
+
+def _seq_features(light: np.ndarray) -> np.ndarray:
+    """(len(_SEQ_OFFSETS) + 3, 37 * 37): each module's neighbours at `_SEQ_OFFSETS` (light 1,
+    outside the symbol light), then the fixed rows. ``light`` is (37, 37) float."""
+    pad = _SEQ_REACH
+    grid = np.ones((SIZE + 2 * pad, SIZE + 2 * pad))
+    grid[pad:-pad, pad:-pad] = light
+    at = [(pad + dr, pad + dc) for dr, dc in _SEQ_OFFSETS]
+    rows = [grid[r : r + SIZE, c : c + SIZE].ravel() for r, c in at]
+    # Row and column slopes both enter the fit, so they serve a transposed grid as well.
+    return np.vstack([*rows, _FIXED_FEATURES])
+
+
+def _viterbi_lines(target: np.ndarray, taps: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """The light/dark line (each row of ``target``) that best explains it: (37, 37) bool.
+
+    ``target`` (37, 37) is each module's shade less what the other lines contribute; along
+    its line a module's shade is ``taps`` (5) applied to the window of modules around it.
+    ``allowed`` (37, 41, 2): whether module column c - 2 may be dark (0) / light (1), columns
+    -2 .. 38 (outside the symbol only light; function modules only their known colour).
+    """
+    pred = _WINDOWS @ taps  # (32,): each window's shade
+    windows = np.arange(1 << _SEQ_ALONG)
+    states = np.arange(_STATES)
+    # A state is the last 4 modules decided: x[c-1], x[c], x[c+1], x[c+2] (first one high).
+    ok = np.ones((SIZE, _STATES), bool)
+    for k in range(_SEQ_ALONG - 1):
+        ok &= allowed[:, k, (states >> (_SEQ_ALONG - 2 - k)) & 1]
+    cost = np.where(ok, 0.0, np.inf)
+    back = np.empty((SIZE, SIZE, _STATES), np.int64)
+    for c in range(SIZE):
+        metric = cost[:, windows >> 1] + (target[:, c, None] - pred) ** 2  # (37, 32)
+        metric[~allowed[:, c + _SEQ_ALONG - 1, windows & 1]] = np.inf
+        first, second = metric[:, :_STATES], metric[:, _STATES:]  # windows ending in each state
+        pick = second < first
+        cost = np.where(pick, second, first)
+        back[c] = np.where(pick, (states + _STATES) >> 1, states >> 1)
+    state = cost.argmin(axis=1)
+    lines = np.arange(SIZE)
+    light = np.empty((SIZE, SIZE + 2 * _SEQ_REACH), bool)
+    for c in range(SIZE - 1, -1, -1):
+        light[:, c + _SEQ_ALONG - 1] = state & 1
+        state = back[c, lines, state]
+    for k in range(_SEQ_ALONG - 1):
+        light[:, k] = (state >> (_SEQ_ALONG - 2 - k)) & 1
+    return light[:, _SEQ_REACH : _SEQ_REACH + SIZE]
+
+
+def _sequence(shade: np.ndarray, first: np.ndarray, transpose: bool) -> np.ndarray | None:
+    """Read a symbol smeared along its rows (``transpose``: along its columns) line by line.
+
+    A smear over two or more modules (a hand-shaken phone photo) greys a module by its
+    neighbours on the line as much as by itself, and at the modules' own frequency can even
+    invert their contrast: no threshold, however refined, reads it. But the shades along a
+    line follow from its modules by one short filter, fitted on this image (decision-directed,
+    function modules as known, with the neighbouring lines' contribution and uneven light),
+    and Viterbi finds the whole line that best explains them. Returns shades like `_refine`'s
+    (threshold 0.5; a module is as uncertain as its shade is near the threshold given its
+    neighbours' decisions), or None when the fit says dark and light can't be told apart.
+    """
+    sh = shade.reshape(SIZE, SIZE)
+    light = first.reshape(SIZE, SIZE) >= 0.5
+    known, known_light = _KNOWN_2D, _KNOWN_LIGHT
+    if transpose:
+        sh, light, known, known_light = sh.T, light.T, known.T, known_light.T
+    sh = np.ascontiguousarray(sh).ravel()
+    light = np.where(known, known_light, light)
+    allowed = np.ones((SIZE, SIZE + 2 * _SEQ_REACH, 2), bool)
+    allowed[:, :_SEQ_REACH, 0] = allowed[:, -_SEQ_REACH:, 0] = False
+    inner = allowed[:, _SEQ_REACH:-_SEQ_REACH]
+    inner[known & known_light, 0] = False
+    inner[known & ~known_light, 1] = False
+    for _ in range(_SEQ_ROUNDS):
+        features = _seq_features(light.astype(np.float64))
+        weights = _least_squares(features, sh)
+        if weights[_SEQ_REACH] <= 0:
+            return None
+        across = weights[_SEQ_ALONG:] @ features[_SEQ_ALONG:]
+        again = _viterbi_lines((sh - across).reshape(SIZE, SIZE), weights[:_SEQ_ALONG], allowed)
+        if (again == light).all():
+            break
+        light = again
+    features = _seq_features(light.astype(np.float64))
+    weights = _least_squares(features, sh)
+    own = weights[_SEQ_REACH]
+    if own <= 0:
+        return None
+    threshold = weights @ features - own * features[_SEQ_REACH] + own / 2
+    out = (sh - threshold) / own + 0.5
+    # Viterbi's decision stands (it weighed the whole line); the shade says how sure it is.
+    out = np.where(light.ravel(), np.maximum(out, 0.5), np.minimum(out, np.nextafter(0.5, 0)))
+    return out.reshape(SIZE, SIZE).T.ravel() if transpose else out
+
+
+def _smear_axis(shade: np.ndarray, light: np.ndarray) -> bool:
+    """Whether the symbol looks smeared more along its columns than its rows (from the
+    3 x 3 fit of `_refine`: the weights of the neighbours above and below against those
+    left and right)."""
+    weights = _least_squares(_features(light.astype(np.float64)), shade)
+    return bool(weights[1] + weights[2] > weights[3] + weights[4])
+
+
 class _Readings:
-    """The module shades to read at threshold 0.5, in turn: as sampled, then refined for blur
-    (computed once, and only when the first reading falls short)."""
+    """The module shades to read at threshold 0.5, in turn: as sampled, then refined for blur,
+    then read line by line for a smear (`_sequence`) along the axis it seems to be, then
+    along the other. Each is computed once, and only when the ones before fall short."""
 
     def __init__(self, shade: np.ndarray) -> None:
         self.sampled = shade
-        self.refined: np.ndarray | None = None
-        self.refine_tried = False
+        self.computed: list[np.ndarray | None] = []
+
+    def _make(self, k: int) -> np.ndarray | None:
+        if k == 0:
+            return self.sampled
+        if k == 1:
+            return _refine(self.sampled, _equalise(self.sampled))
+        start = self.computed[1] if self.computed[1] is not None else _equalise(self.sampled)
+        if k == 2:
+            self.columns_first = _smear_axis(self.sampled, start >= 0.5)
+        return _sequence(self.sampled, start, transpose=self.columns_first == (k == 2))
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        yield self.sampled
-        if not self.refine_tried:
-            self.refine_tried = True
-            self.refined = _refine(self.sampled, _equalise(self.sampled))
-        if self.refined is not None:
-            yield self.refined
+        for k in range(4):
+            if k == len(self.computed):
+                self.computed.append(self._make(k))
+            if self.computed[k] is not None:
+                yield self.computed[k]
 
 
 def _decode_block(
@@ -538,6 +671,23 @@ def _decode_masked(readings: _Readings, mask: int) -> DecodeResult | None:
     return DecodeResult(text, corrected, erased)
 
 
+def _shades(levels: np.ndarray) -> np.ndarray | None:
+    """Each module's shade, flat (37 * 37): 0 = the finders' ink, 1 = their paper; None when
+    the levels are not finite or the known dark modules are not darker than the light."""
+    flat = np.asarray(levels, dtype=np.float64).ravel()
+    if not np.isfinite(flat).all():
+        return None
+    dark = np.sort(flat[_KNOWN_DARK_FLAT])[len(_KNOWN_DARK_FLAT) // 2]  # medians
+    light = np.sort(flat[_KNOWN_LIGHT_FLAT])[len(_KNOWN_LIGHT_FLAT) // 2]
+    with np.errstate(all="ignore"):  # absurd levels (+-1e308) overflow, and then read as nothing
+        shade = (flat - dark) / (light - dark)
+    if not (light > dark and np.isfinite(shade).all()):
+        return None
+    # Levels far beyond ink and paper (glare, a speck) say no more than ink or paper: keep
+    # them from swaying the fits. Blur alone spreads shades over about -2 .. 4.
+    return np.clip(shade, -10.0, 11.0)
+
+
 def decode_levels(levels: np.ndarray) -> DecodeResult | None:
     """Decode a version-5, level-M symbol from its module grey levels.
 
@@ -548,26 +698,17 @@ def decode_levels(levels: np.ndarray) -> DecodeResult | None:
     levels = np.asarray(levels, dtype=np.float64)
     if levels.shape != (SIZE, SIZE):
         raise ValueError(f"module levels must be {SIZE} x {SIZE}, not {levels.shape}")
-    flat = levels.ravel()
-    if not np.isfinite(flat).all():
+    shade = _shades(levels)
+    if shade is None:
         return None
-    dark = np.sort(flat[_KNOWN_DARK_FLAT])[len(_KNOWN_DARK_FLAT) // 2]  # medians
-    light = np.sort(flat[_KNOWN_LIGHT_FLAT])[len(_KNOWN_LIGHT_FLAT) // 2]
-    with np.errstate(all="ignore"):  # absurd levels (+-1e308) overflow, and then read as nothing
-        shade = (flat - dark) / (light - dark)  # 0 = the finders' ink, 1 = their paper
-    if not (light > dark and np.isfinite(shade).all()):
-        return None
-    # Levels far beyond ink and paper (glare, a speck) say no more than ink or paper: keep
-    # them from swaying the fits. Blur alone spreads shades over about -2 .. 4.
-    readings = _Readings(np.clip(shade, -10.0, 11.0))
-
+    readings = _Readings(shade)
+    # The format is read from each reading in turn (a smeared one can't be read plainly).
+    tried: set[tuple[int, int]] = set()
     for reading in readings:
-        candidates = _format_candidates(reading < 0.5)
-        if candidates:
-            break
-    else:
-        return None
-    for level, mask in candidates:
-        if level == _EC_LEVEL_M and (result := _decode_masked(readings, mask)) is not None:
-            return result
+        for level, mask in _format_candidates(reading < 0.5):
+            if (level, mask) in tried:
+                continue
+            tried.add((level, mask))
+            if level == _EC_LEVEL_M and (result := _decode_masked(readings, mask)) is not None:
+                return result
     return None

@@ -136,6 +136,71 @@ def test_a_blurred_phone_photo_reads_back():
     assert beyond_plain_threshold >= 6  # so these were read by the refined reading
 
 
+def smeared_photo(text: str, px_per_module: float, length: int, rng, along_columns: bool = False, noise: float = 4.0) -> np.ndarray:
+    """Module levels of a hand-shaken phone photo: the symbol under a little perspective,
+    smeared ``length`` pixels along the photo's rows (``along_columns``: its columns), blurred,
+    dimmed, noisy, and sampled at the module centres with the grid ~0.1 module off."""
+    img = raster(text, px_per_module).astype(np.float32)
+    if along_columns:
+        img = np.ascontiguousarray(img.T)
+    h, w = img.shape
+    square = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    tilted = square + rng.uniform(-0.1, 0.1, (4, 2)).astype(np.float32) * w
+    tilted -= tilted.min(axis=0) - 8
+    hm = cv2.getPerspectiveTransform(square, tilted)
+    size = tuple(int(v) + 16 for v in tilted.max(axis=0))
+    photo = cv2.warpPerspective(img, hm, size, flags=cv2.INTER_LINEAR, borderValue=255)
+    photo = cv2.filter2D(photo, -1, np.full((1, length), 1.0 / length, np.float32), borderType=cv2.BORDER_REPLICATE)
+    photo = cv2.GaussianBlur(photo, (0, 0), 0.7)
+    photo = (40 + 0.75 * photo + rng.normal(0, noise, photo.shape)).astype(np.float32)
+    centres = (np.arange(SIZE) + BORDER + 0.5) * px_per_module
+    xs, ys = np.meshgrid(centres, centres)
+    pts = cv2.perspectiveTransform(np.stack([xs.ravel(), ys.ravel()], 1)[None].astype(np.float64), hm)[0]
+    pts += rng.uniform(-0.15, 0.15, 2) * px_per_module - 0.5
+    grid = pts.reshape(SIZE, SIZE, 2).astype(np.float32)
+    levels = cv2.remap(photo, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR)
+    return np.ascontiguousarray(levels.T) if along_columns else levels
+
+
+def test_a_hand_shaken_phone_photo_reads_back():
+    """A 7-pixel smear over 2.9-pixel modules (2.4 modules, phone photos at 2048 px) defeats
+    every threshold, refined or not: it is read line by line along the smear, either way."""
+    rng = np.random.default_rng(11)
+    for k in range(8):
+        text = TEXTS[k % len(TEXTS)]
+        levels = smeared_photo(text, 2.9, 7, rng, along_columns=bool(k % 2))
+        result = decode_levels(levels)
+        assert result is not None and result.text == text
+        readings = qrdecode._Readings(qrdecode._shades(levels))
+        refined = list(readings)[1]
+        assert codeword_errors(refined < 0.5, modules(text)).max() > 12  # the old reading fails
+
+
+def test_a_smear_beyond_repair_gives_none():
+    """Smeared over 4-5 modules, or noisy besides: beyond the line model, nothing reads."""
+    rng = np.random.default_rng(12)
+    for k in range(8):
+        text = TEXTS[k % len(TEXTS)]
+        assert decode_levels(smeared_photo(text, 2.9, 14, rng, along_columns=bool(k % 2))) is None
+        assert decode_levels(smeared_photo(text, 2.9, 12, rng, along_columns=bool(k % 2), noise=10.0)) is None
+
+
+def test_random_data_behind_true_function_patterns_never_reads():
+    """The line-by-line readings run in full on a symbol whose finders, timing and format are
+    right but whose data is noise (plain or smeared): no text comes out."""
+    rng = np.random.default_rng(13)
+    bits = qrdecode._BIT_FLAT.ravel()
+    for trial in range(60):
+        dark = modules(TEXTS[trial % len(TEXTS)]).copy()
+        dark.ravel()[bits] = rng.integers(0, 2, bits.size).astype(bool)
+        light = (~dark).astype(np.float64)
+        if trial % 3 == 1:  # smeared along the rows
+            light = 0.5 * light + 0.25 * (np.roll(light, 1, 1) + np.roll(light, -1, 1))
+        elif trial % 3 == 2:  # along the columns
+            light = 0.4 * light + 0.3 * (np.roll(light, 1, 0) + np.roll(light, -1, 0))
+        assert decode_levels(40 + 180 * light + rng.normal(0, 5, light.shape)) is None
+
+
 @pytest.mark.parametrize(
     "value, text",
     [
