@@ -119,8 +119,13 @@ def ink_map(pass_img: np.ndarray, ref: Reference, region: tuple[int, int, int, i
             paper=ref.paper[y0 * s : y1 * s, x0 * s : x1 * s],
             paper_small=ref.paper_small[y0:y1, x0:x1],
         )
-        out = np.ones(ref.paper.shape, np.float32)
-        out[y0 * s : y1 * s, x0 * s : x1 * s] = ink_map(pass_img, sub)
+        ys, xs = slice(y0 * s, y1 * s), slice(x0 * s, x1 * s)
+        out = np.empty(ref.paper.shape, np.float32)  # paper (1.0) written only around the region
+        out[: ys.start] = 1.0
+        out[ys.stop :] = 1.0
+        out[ys, : xs.start] = 1.0
+        out[ys, xs.stop :] = 1.0
+        out[ys, xs] = ink_map(pass_img, sub)
         return out
     h, w = pass_img.shape
     den = ref.paper_small
@@ -163,6 +168,7 @@ class _FaceGeometry:
     tint_level: float  # the blank rendering's median level over ``tint``
     lum_inside: np.ndarray  # float32: ``lum`` inside the face, +inf outside (paper is 1.0 there)
     n_fill: int
+    n_tint: int
     n_around: int
 
 
@@ -197,6 +203,7 @@ def _geometry(ref: Reference, face: Face, row_index: int) -> _FaceGeometry:
             lum_inside=np.where(d < face.radius, lum, np.inf).astype(np.float32),
             n_fill=int(np.count_nonzero(fill)),
             n_around=int(np.count_nonzero((d >= face.radius + 0.6) & (d <= face.radius + 6.0) & ~printed)),
+            n_tint=int(np.count_nonzero(tint)),
         )
         _GEOMETRY[key] = g
     return g
@@ -212,13 +219,15 @@ def _fill_calibration(norm: np.ndarray, ref: Reference, row: RatingRow, row_inde
     ratios: list[float | None] = []
     for f in row.faces:
         g = _geometry(ref, f, row_index)
-        if np.count_nonzero(g.tint) < 10:
+        if g.n_tint < 10:
             ratios.append(None)
             continue
         obs = _quantile(norm[g.ys, g.xs][g.tint], 0.6)
         ratios.append(obs / max(g.tint_level, 0.05))
     known = [r for r in ratios if r is not None]
-    median = float(np.median(known)) if known else 1.0
+    known.sort()  # (three values at most: np.median's overhead is most of a row's calibration)
+    mid = len(known) // 2
+    median = (known[mid] if len(known) % 2 else (known[mid - 1] + known[mid]) / 2) if known else 1.0
     return [median if r is None else max(r, median) for r in ratios]
 
 

@@ -15,11 +15,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 import pypdfium2 as pdfium
-from reportlab.lib.units import mm
-from reportlab.pdfgen.canvas import Canvas
 
 from exitscan import payload
-from exitscan.render import PassSpec, draw_pass
 from exitscan.roster import Lesson
 from exitscan.template import Rect, SheetLayout, Slot, Template, load_template
 
@@ -52,6 +49,14 @@ def _blank_lesson(t: Template) -> Lesson:
 
 @lru_cache(maxsize=16)
 def reference(template_name: str, px_per_mm: float = READ_PX_PER_MM) -> Reference:
+    # Imported here: only a process that reads passes draws them, and reportlab takes ~0.13 s
+    # to import (the command's own process, which only collects results, never needs it; the
+    # workers' fork server imports it once, see `exitscan.workers.PRELOAD`).
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen.canvas import Canvas
+
+    from exitscan.render import PassSpec, draw_pass
+
     t = load_template(template_name)
     w, h = t.size
     buf = io.BytesIO()

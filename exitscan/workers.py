@@ -14,8 +14,9 @@ import multiprocessing as mp
 import sys
 from multiprocessing.context import BaseContext
 
-#: What the fork server imports once, so that each worker starts with it loaded.
-PRELOAD = ["exitscan.pipeline"]
+#: What the fork server imports once, so that each worker starts with it loaded (the reader,
+#: and the drawing code its blank references are rendered with).
+PRELOAD = ["exitscan.pipeline", "exitscan.render"]
 
 
 def context() -> BaseContext:
