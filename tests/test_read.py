@@ -365,3 +365,23 @@ def test_a_lone_light_mark_is_the_answer_unless_another_face_holds_ink():
     got = read_row(norm, ref, row, 0)
     assert got.scores[0].ink_mm2 > 0.05 * MARKED_MM2
     assert not got.confident and "faint mark" in got.reason
+
+
+def test_a_faint_second_mark_beside_a_clear_one_is_never_ignored():
+    from exitscan.marks import CLEAN_MM2, MARKED_MM2, read_row
+
+    t = load_template("classic")
+    row = t.ratings[0]
+    norm, ref = _blank_norm("classic")
+    red, orange = row.faces[2], row.faces[1]
+    for dx in (-1.0, 0.0, 1.0):  # a clear mark beside red: three strokes, ~4x the marked threshold
+        _stroke(norm, ref, red, red.radius + 1.5 + dx, 8.0, level=0.2)
+    got = read_row(norm, ref, row, 0)
+    assert (got.rating, got.confident) == ("red", True), got
+    # A faint trace at orange, as a light pencil tick over a face's tint on a phone photo leaves
+    # (~1 mm^2: once taken for dust): a person must look.
+    _stroke(norm, ref, orange, orange.radius + 1.5, 1.0)
+    got = read_row(norm, ref, row, 0)
+    assert CLEAN_MM2 <= got.scores[1].ink_mm2 < 0.35 * MARKED_MM2, got.scores[1]
+    assert got.scores[2].ink_mm2 >= MARKED_MM2
+    assert not got.confident and "smaller mark near orange" in got.reason
