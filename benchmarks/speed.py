@@ -283,7 +283,7 @@ OCR_ARGS = {"off": ["--no-ocr"], "on": []}
 def ocr_available(child: Child) -> bool:
     """Whether this exitscan reads handwriting at all (its `process` has a --no-ocr switch)."""
     cmd = [str(child.script), "process", "--help"]
-    text = subprocess.run(cmd, capture_output=True, text=True, env=child.env, cwd=child.cwd).stdout
+    text = subprocess.run(cmd, capture_output=True, text=True, env=child.env, cwd=child.cwd, check=False).stdout
     return "--no-ocr" in text
 
 
@@ -351,7 +351,7 @@ def check_child(child: Child, expect: Path | None) -> str:
     """Where the measured commands import exitscan from (must be the snapshot when there is one)."""
     r = subprocess.run(
         [sys.executable, "-c", "import exitscan; print(exitscan.__file__)"],
-        capture_output=True, text=True, env=child.env, cwd=child.cwd,
+        capture_output=True, text=True, env=child.env, cwd=child.cwd, check=False,
     )
     where = r.stdout.strip()
     if expect is not None and not Path(where).resolve().is_relative_to(expect.resolve()):
@@ -555,7 +555,7 @@ def code_state(package: Path | None = None) -> dict:
 
     def git(*args: str) -> str:
         try:
-            r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20)
+            r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20, check=False)
         except (OSError, subprocess.SubprocessError):
             return ""
         return r.stdout.rstrip() if r.returncode == 0 else ""
@@ -766,19 +766,23 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(total, 1),
     }
     md = "\n\n".join([
-        f"### Speed ({result['date']}, commit {result['code']['commit'] or '?'}"
-        f"{' + ' + str(len(result['code']['changed'])) + ' changed files in exitscan/' if result['code']['changed'] else ''}"
-        f" (sources {result['code']['source_sha256']}{', snapshot' if a.snapshot else ''}), "
-        f"{machine['cpus']} CPUs, load average {machine['load_average_start'][0]:.1f} at start"
-        f"{', QUICK: not a measurement' if a.quick else ''})",
+        (
+            f"### Speed ({result['date']}, commit {result['code']['commit'] or '?'}"
+            f"{' + ' + str(len(result['code']['changed'])) + ' changed files in exitscan/' if result['code']['changed'] else ''}"
+            f" (sources {result['code']['source_sha256']}{', snapshot' if a.snapshot else ''}), "
+            f"{machine['cpus']} CPUs, load average {machine['load_average_start'][0]:.1f} at start"
+            f"{', QUICK: not a measurement' if a.quick else ''})"
+        ),
         speed_table(speed),
         memory_table(memory) if memory else "(no memory runs)",
         targets_table(targets),
-        f"Medians of {a.runs} run{'s' if a.runs != 1 else ''}; wall time of the `exitscan process` command including "
-        f"start-up; decode: `load_page` over the same pages in a fresh process with the same jobs. "
-        f"CPU ms/page: user+system CPU of the whole process tree per page (less disturbed than wall time by "
-        f"other work on the machine; load: 1-min load average). {repeat_note} {ocr_note}. "
-        f"Took {total:.0f} s (simulating {simulate_seconds:.0f} s).",
+        (
+            f"Medians of {a.runs} run{'s' if a.runs != 1 else ''}; wall time of the `exitscan process` command including "
+            f"start-up; decode: `load_page` over the same pages in a fresh process with the same jobs. "
+            f"CPU ms/page: user+system CPU of the whole process tree per page (less disturbed than wall time by "
+            f"other work on the machine; load: 1-min load average). {repeat_note} {ocr_note}. "
+            f"Took {total:.0f} s (simulating {simulate_seconds:.0f} s)."
+        ),
     ])
     if result["tree_at_end"]["source_sha256"] != tree_at_start["source_sha256"]:
         if a.snapshot:

@@ -312,13 +312,13 @@ def test_console_script(tmp_path):
     exe = Path(sys.executable).parent / "exitscan"
     out = tmp_path / "p.pdf"
     ok = subprocess.run([exe, "generate", "--spares", "1", "--per-page", "1", "--out", out],
-                        capture_output=True, text=True, timeout=120)
+                        capture_output=True, text=True, timeout=120, check=False)
     assert ok.returncode == 0, ok.stderr
     assert out.stat().st_size > 1000
     bad = tmp_path / "bad.csv"
     bad.write_text("id,first\n1,Ann\n", encoding="utf-8")
     fail = subprocess.run([exe, "generate", "--roster", bad, "--out", tmp_path / "q.pdf"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert fail.returncode == 3
     assert "bad.csv line 1" in fail.stderr and "Traceback" not in fail.stderr
     assert not (tmp_path / "q.pdf").exists()

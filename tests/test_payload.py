@@ -20,8 +20,10 @@ dates = st.one_of(st.just(""), st.dates().map(lambda d: d.isoformat()))
 
 
 def code(**kw) -> PassCode:
-    base = dict(template="C", serial=0, lesson_key="a3f9c2", student_id="1042", student_name="Siobhán Ní Bhriain",
-                class_name="P3B", date="2026-11-23", n_criteria=0, lesson="Writing: adjectives")
+    base = {
+        "template": "C", "serial": 0, "lesson_key": "a3f9c2", "student_id": "1042", "student_name": "Siobhán Ní Bhriain",
+        "class_name": "P3B", "date": "2026-11-23", "n_criteria": 0, "lesson": "Writing: adjectives",
+    }
     base.update(kw)
     return PassCode(**base)
 
