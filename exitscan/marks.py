@@ -39,6 +39,13 @@ SCRIBBLE_DENSITY = 0.22
 #: around it) may be a mark scribbled out, the real answer lost: it goes to review.
 SCRUBBED_INNER = 0.5
 SCRUBBED_AROUND = 0.15
+#: A face whose tinted fill shows darker than this fraction of the row's lightest face's was
+#: coloured in or scribbled over, not printed so (226 simulated rows over five profiles:
+#: printed faces >= 0.856 of the row's lightest, coloured-in ones <= 0.733); and a row whose
+#: every face shows darker than this fraction of the blank rendering's tint has all three
+#: coloured in (printed faces >= 0.85 of it).
+COLOURED_RELATIVE = 0.8
+COLOURED_ALL = 0.75
 #: Darker than the expected level by this fraction counts as ink.
 INK_CONTRAST = 0.22
 #: A row's only mark may be lighter than MARKED_MM2 (a light pencil tick: 2-3.5 mm^2) and
@@ -213,12 +220,14 @@ def _geometry(ref: Reference, face: Face, row_index: int) -> _FaceGeometry:
     return g
 
 
-def _fill_calibration(norm: np.ndarray, ref: Reference, row: RatingRow, row_index: int) -> list[float]:
-    """How much darker (or lighter) each face's tinted fill printed than the reference says.
+def _fill_calibration(norm: np.ndarray, ref: Reference, row: RatingRow, row_index: int) -> tuple[list[float], list[float | None]]:
+    """How much darker (or lighter) each face's tinted fill printed than the reference says:
+    (the factor each face is read with, the factor each face's fill shows; None: no tint).
 
     Printers, copiers and black-and-white dithering change each tint differently, so each
     face has its own factor; but a face is never expected darker than the row's median
-    factor, so one coloured-in face still stands out as ink.
+    factor, so one coloured-in face still stands out as ink. (Two coloured-in faces make the
+    median one of them: `_coloured_in` looks for that.)
     """
     ratios: list[float | None] = []
     for f in row.faces:
@@ -232,7 +241,23 @@ def _fill_calibration(norm: np.ndarray, ref: Reference, row: RatingRow, row_inde
     known.sort()  # (three values at most: np.median's overhead is most of a row's calibration)
     mid = len(known) // 2
     median = (known[mid] if len(known) % 2 else (known[mid - 1] + known[mid]) / 2) if known else 1.0
-    return [median if r is None else max(r, median) for r in ratios]
+    return [median if r is None else max(r, median) for r in ratios], ratios
+
+
+def _coloured_in(ratios: list[float | None]) -> list[int]:
+    """The faces whose fill is so much darker than printing makes it that they were coloured in
+    (or scribbled over): when two or more are, the row's calibration took one of them for the
+    tint. Empty when the row looks printed as usual or only one face is."""
+    known = [(i, r) for i, r in enumerate(ratios) if r is not None]
+    if len(known) < 2:
+        return []
+    lightest = max(r for _, r in known)
+    dark = [i for i, r in known if r < COLOURED_RELATIVE * lightest]
+    if len(dark) >= 2:
+        return dark
+    if len(known) == len(ratios) and lightest < COLOURED_ALL:
+        return [i for i, _ in known]
+    return []
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
@@ -315,8 +340,14 @@ def read_row(
 ) -> RowReading:
     """Decide which face of a row was marked, with a margin; unsure means review."""
     base = smooth if smooth is not None else norm
-    ks = _fill_calibration(base, ref, row, row_index)
+    ks, ratios = _fill_calibration(base, ref, row, row_index)
     scores = tuple(score_face(norm, ref, f, k, row_index, smooth) for f, k in zip(row.faces, ks))
+    coloured = _coloured_in(ratios)
+    if coloured:
+        # Two (or three) faces coloured in: each was read against the other's darkness, so
+        # neither shows as ink, and a spill outside one could pass for the only mark.
+        names = " and ".join(FACE_NAMES[i] for i in coloured)
+        return RowReading("multiple", False, f"{names} are coloured in (or scribbled over): check", 0.4, scores)  # type: ignore[arg-type]
     # Smaller faces take smaller marks: a tick or cross across a face scales with its size,
     # and on a small face most of it falls on the print, where ink can't be seen.
     size = row.faces[0].radius / NOMINAL_RADIUS

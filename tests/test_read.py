@@ -90,6 +90,26 @@ def test_hard_cases_are_flagged_never_guessed():
         assert r.scores["rows"][0][0].keys() == {"ink_mm2", "inner", "ring", "density"}
 
 
+@pytest.mark.parametrize("profile", ["copier", "phone", "bw-copier"])
+def test_two_or_three_coloured_in_faces_are_never_read_as_one(profile):
+    """Each face is read against its own tint as printed, but no darker than the row's median:
+    with two faces coloured in, the median is one of them. Once a phone photo's spill round
+    one fill passed for the only mark (red, accepted); now the row says what it sees."""
+    marks = [
+        PassMarks.multiple("orange", "red", kind="fill", instrument="ballpoint"),
+        PassMarks.multiple("green", "red", kind="fill", instrument="felt-tip"),
+        PassMarks.multiple("green", "orange", "red", kind="fill", instrument="ballpoint"),
+        PassMarks.clear("green", "fill", "felt-tip"),
+    ]
+    page = make_page(marks, template="ticks", per_page=4, profile=profile, orientation=0, seed=3)
+    got = by_serial(read(page))
+    rows = [got[t.serial] for t in page.truth.passes]
+    for r in rows[:3]:
+        assert r.status == "review" and r.rating == "multiple", (r.rating, r.reason, r.scores["rows"])
+        assert "coloured in" in r.reason
+    assert rows[3].rating == "green"  # one coloured-in face still reads as the answer
+
+
 def test_a_lone_scribbled_out_face_is_never_taken_as_the_answer():
     """A face circled then scribbled out, with the other mark lost (a light pen on a
     black-and-white copier): ink in and all round one face is flagged, not accepted."""
