@@ -5,8 +5,9 @@ For each scan profile, N passes are simulated (`exitscan.simulate.make_batch`), 
 
 - accepted right: status ok and the rating is the truth's;
 - flagged: status review (a person looks; never counted as wrong);
-- silently wrong: status ok but the rating (or any criterion's, or the pupil) is not the
-  truth's, the worst bug this product can have;
+- silently wrong: status ok but the rating (or any criterion's) is not the truth's, or a
+  pass read as a pupil (or lesson) that is not on any scanned pass: the worst bug this
+  product can have;
 - missing: a pass of the truth with no result row for its pupil (its code unread, so the
   row is flagged with no name, or the pass not found at all).
 
@@ -20,8 +21,12 @@ Also: the share of clear passes (one clear mark, named pupil) accepted automatic
 share of pass codes read, and every input page accounted for. Prints a markdown table and
 writes JSON.
 
+``--cases hard`` simulates a stress set instead of a class: mostly the cases a reader can
+get wrong (two faces marked, a mark scribbled out and another made, nothing marked), for
+the "zero silently wrong" target; its "clear" figures are few and say little.
+
     python benchmarks/accuracy.py [--passes 200] [--profiles copier,bw-copier,...] [--out bench-out]
-                                  [--keep [--reuse]]
+                                  [--cases class|hard] [--keep [--reuse]]
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ from exitscan.simulate.ink import hex_rgb
 from exitscan.simulate.scan import BW_THRESHOLDS
 
 DEFAULT_PROFILES = ("copier", "bw-copier", "low-quality", "phone", "mono-printer")
+#: Case mixes: a class as the simulator's pupils fill passes in (mostly one clear mark), or a
+#: stress set of hard cases.
+CASE_MIXES: dict[str, dict[str, float] | None] = {
+    "class": None,
+    "hard": {"clear": 0.2, "none": 0.15, "multiple": 0.4, "corrected": 0.25},
+}
 
 
 def _key(lesson_key: str, student_id: str, serial: int) -> tuple[str, str]:
@@ -110,6 +121,14 @@ def evaluate(truth: dict, batch) -> dict:
                         f"{f['file']} p{page['page']} serial {t['serial']}: truth {t['rating']} "
                         f"{t.get('criteria') or ''} ({t['case']}, {t['marks']}) read {r.rating} {r.row_ratings} {r.scores}"
                     )
+    # A code read as a pass that was never scanned (another pupil, another lesson): wrong.
+    truth_keys = {
+        _key(t["lesson_key"], t["student_id"], t["serial"]) for f in truth["files"] for pg in f["pages"] for t in pg["passes"]
+    }
+    for key, p in by_key.items():
+        if key not in truth_keys:  # (flagged or not: a review is about the marks, the name is trusted)
+            counts["silently_wrong"] += 1
+            wrong_examples.append(f"{p.source} p{p.page} pass {p.position}: read as {key}, not a pass of this batch")
     # A pass whose code was not read has no pupil, so it can't be matched to the truth: it
     # counts as missing above, and here as what it is, a result row flagged for a person.
     counts["unidentified_flagged"] = len(unidentified)
@@ -118,7 +137,9 @@ def evaluate(truth: dict, batch) -> dict:
     return {"counts": counts, "silently_wrong": wrong_examples[:20], "missing": missing_examples[:20]}
 
 
-def run_profile(profile: str, passes: int, seed: int, jobs: int, work: Path, reuse: bool = False) -> dict:
+def run_profile(
+    profile: str, passes: int, seed: int, jobs: int, work: Path, reuse: bool = False, cases: str = "class"
+) -> dict:
     folder = work / profile
     t0 = time.perf_counter()
     kept = folder / "scans" / "truth.json"
@@ -126,13 +147,21 @@ def run_profile(profile: str, passes: int, seed: int, jobs: int, work: Path, reu
         truth = json.loads(kept.read_text(encoding="utf-8"))
     else:
         truth = make_batch(
-            folder / "scans", n_passes=passes, profile=profile, template="mixed", formats="mixed", seed=seed, jobs=jobs
+            folder / "scans",
+            n_passes=passes,
+            profile=profile,
+            template="mixed",
+            formats="mixed",
+            seed=seed,
+            jobs=jobs,
+            case_mix=CASE_MIXES[cases],
         )
     t_sim = time.perf_counter() - t0
     # OCR is measured by benchmarks/ocr.py; here only faces, codes and pages count.
     batch = run_batch(ProcessOptions((folder / "scans",), folder / "out", jobs=jobs, ocr=OcrOptions(engine="none")))
     res = evaluate(truth, batch)
     res["profile"] = profile
+    res["cases"] = cases
     res["simulate_seconds"] = round(t_sim, 1)
     res["process_seconds"] = round(batch.seconds, 1)
     return res
@@ -168,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
     ap.add_argument("--keep", action="store_true", help="keep the simulated scans and results (in OUT/accuracy-work)")
     ap.add_argument("--reuse", action="store_true", help="with --keep: read the kept scans again instead of simulating")
+    ap.add_argument("--cases", choices=sorted(CASE_MIXES), default="class", help="a class's passes, or a stress set of hard cases")
     a = ap.parse_args(argv)
     profiles = [p for p in a.profiles.split(",") if p]
     for p in profiles:
@@ -175,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown profile {p}; the profiles are {', '.join(PROFILES)}")
     a.out.mkdir(parents=True, exist_ok=True)
     work_root = a.out / "accuracy-work" if a.keep else Path(tempfile.mkdtemp(prefix="exitscan-acc-"))
-    results = [run_profile(p, a.passes, a.seed, a.jobs, work_root, a.reuse and a.keep) for p in profiles]
-    md = table(results)
+    results = [run_profile(p, a.passes, a.seed, a.jobs, work_root, a.reuse and a.keep, a.cases) for p in profiles]
+    md = f"Cases: {a.cases} ({'as a class fills passes in' if a.cases == 'class' else 'a stress set of hard cases'}), seed {a.seed}.\n\n"
+    md += table(results)
     print(md)
     for r in results:
         for w in r["silently_wrong"]:

@@ -104,3 +104,26 @@ def test_accuracy_tiny(tmp_path):
     assert (c["clear_legible"], c["clear_legible_accepted"]) == (c["clear"], c["clear_accepted"])
     assert c["pages_accounted"] == c["pages"] > 0
     assert "| copier |" in (tmp_path / "accuracy.md").read_text()
+
+
+def test_accuracy_hard_cases_and_a_wrong_pupil_is_counted(tmp_path):
+    from dataclasses import replace
+
+    from exitscan.ocr.base import OcrOptions
+    from exitscan.pipeline import ProcessOptions, run_batch
+
+    accuracy = _load("accuracy")
+    assert accuracy.main(["--passes", "8", "--profiles", "copier", "--cases", "hard", "--out", str(tmp_path), "--keep"]) == 0
+    scans = tmp_path / "accuracy-work" / "copier" / "scans"
+    truth = json.loads((scans / "truth.json").read_text())
+    cases = [t["case"] for f in truth["files"] for pg in f["pages"] for t in pg["passes"]]
+    assert sum(c != "clear" for c in cases) > len(cases) / 2, cases
+    assert "Cases: hard" in (tmp_path / "accuracy.md").read_text()
+    batch = run_batch(ProcessOptions((scans,), tmp_path / "again", jobs=1, ocr=OcrOptions(engine="none")))
+    before = accuracy.evaluate(truth, batch)["counts"]["silently_wrong"]
+    # One pass's code read as a pupil who has no pass in the batch: silently wrong, flagged or not.
+    p = next(p for p in batch.passes if p.code is not None)
+    batch.passes[batch.passes.index(p)] = replace(p, code=replace(p.code, student_id="nobody"))
+    res = accuracy.evaluate(truth, batch)
+    assert res["counts"]["silently_wrong"] == before + 1
+    assert any("not a pass of this batch" in w for w in res["silently_wrong"])
