@@ -28,6 +28,13 @@ from exitscan.ocr import OcrOptions, OcrUnavailable, resolve, worker_engine
 from exitscan.read import PageResult, PassResult, Problem, read_page
 from exitscan.workbook import write_workbook
 
+#: Said once when pages were scanned in black and white: what the reader cannot see, it cannot flag.
+BILEVEL_WARNING = (
+    "{n} page{s} scanned in black and white (1-bit): a light-coloured pen (an orange or yellow felt "
+    "tip) can vanish from such a scan entirely, and a pass with one of two marks gone looks like a "
+    "clear answer. Scan in greyscale or colour to be sure."
+)
+
 
 @dataclass(frozen=True)
 class ProcessOptions:
@@ -298,9 +305,11 @@ def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None =
     ocr = _check_ocr(opts.ocr, batch, in_process=jobs <= 1 or len(tasks) <= 1)
     ocr_failed: dict[str, list[str]] = {}
     seen: dict[tuple[str, str], PassResult] = {}
+    bilevel_pages = 0
     work = [(f, i, opts.debug is not None, ocr) for f, i in tasks]
     for done, res in enumerate(_results(work, jobs), start=1):
         batch.problems.extend(res.problems)
+        bilevel_pages += res.bilevel and bool(res.passes)
         if res.debug_png and opts.debug is not None:
             from exitscan.export import safe_stem
 
@@ -338,6 +347,8 @@ def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None =
         if on_page is not None:
             on_page(done, len(work))
     batch.warnings.extend(_ocr_warnings(ocr_failed, batch.passes, opts.out))
+    if bilevel_pages:
+        batch.warnings.append(BILEVEL_WARNING.format(n=bilevel_pages, s="s were" if bilevel_pages > 1 else " was"))
     write_results_csv(opts.out / "results.csv", batch.passes, batch.images)
     write_problems_csv(opts.out / "problems.csv", batch.problems)
     _write_workbook(opts.out, batch)
@@ -348,7 +359,9 @@ def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None =
 def _write_workbook(out: Path, batch: BatchResult) -> None:
     """results.xlsx, written last (atomically): if it fails, the CSVs are already complete."""
     try:
-        write_workbook(out / "results.xlsx", batch.passes, batch.problems, batch.images, out, pages=batch.pages)
+        write_workbook(
+            out / "results.xlsx", batch.passes, batch.problems, batch.images, out, pages=batch.pages, notes=batch.warnings
+        )
     except ExitscanError:
         raise
     except Exception as e:

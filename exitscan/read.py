@@ -108,6 +108,7 @@ class PageResult:
     problems: tuple[Problem, ...]
     seconds: float
     debug_png: bytes = b""
+    bilevel: bool = False  # a black-and-white (1-bit) scan, where light-coloured pens can vanish
 
 
 _SEVERITY = {"green": 0, "orange": 1, "red": 2}
@@ -337,7 +338,7 @@ def read_page(gray: np.ndarray, source: str, page: int, debug: bool = False, ocr
                 )
             )
     dbg = _debug_image(gray, regs, incomplete, results) if debug else b""
-    return PageResult(source, page, tuple(results), tuple(problems), time.perf_counter() - start, dbg)
+    return PageResult(source, page, tuple(results), tuple(problems), time.perf_counter() - start, dbg, bilevel)
 
 
 __all__ = ["FACE_NAMES", "PageResult", "PassResult", "Problem", "read_page"]

@@ -524,7 +524,7 @@ def _next_lesson_sheet(ws: Worksheet, groups: list[_Lesson], fmts: _Formats, ove
     _banner(ws, 0, last, "Next lesson: who needs what", fmts, bold=True, font_size=14, valign="vcenter")
     ws.set_row(0, 24)
     _banner(ws, 1, last, overview, fmts, text_wrap=True)
-    ws.set_row(1, 30)
+    ws.set_row(1, 30 + 30 * overview.count("\n"))  # a note may wrap onto a second line
     _header(ws, 2, cols, fmts)
     ws.freeze_panes(3, 0)
     row = 3
@@ -685,7 +685,7 @@ def _summary_sheet(wb: xlsxwriter.Workbook, ws: Worksheet, groups: list[_Lesson]
     _header(ws, top, cols, fmts)
     ws.set_row(top, 30)
     _banner(ws, 1, len(cols) - 1, overview, fmts, text_wrap=True)
-    ws.set_row(1, 28)
+    ws.set_row(1, 28 + 30 * overview.count("\n"))
     cell = {"border": 1, "border_color": "#D9D9D9"}
 
     def count(row: int, col: int, n: int, rating: str | None = None) -> None:
@@ -902,10 +902,13 @@ def build_workbook(
     *,
     pages: int = 0,
     find_lesson: Callable[[str], lessons.LessonRecord | None] = lessons.find,
+    notes: Sequence[str] = (),
 ) -> bytes:
-    """The workbook's bytes. ``images``: pass index -> crop path relative to ``base``."""
+    """The workbook's bytes. ``images``: pass index -> crop path relative to ``base``;
+    ``notes``: what the teacher should know about the whole batch (each on a line of its own
+    under the overview, e.g. that pages were scanned in black and white)."""
     items, groups = _prepare(passes, images, Path(base), find_lesson)
-    overview = _overview(items, problems, pages)
+    overview = "\n".join([_overview(items, problems, pages), *notes])
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(
         buf,
@@ -946,7 +949,8 @@ def write_workbook(
     *,
     pages: int = 0,
     find_lesson: Callable[[str], lessons.LessonRecord | None] = lessons.find,
+    notes: Sequence[str] = (),
 ) -> None:
     """Write results.xlsx atomically: the previous file stays until the new one is whole."""
-    data = build_workbook(passes, problems, images, base, pages=pages, find_lesson=find_lesson)
+    data = build_workbook(passes, problems, images, base, pages=pages, find_lesson=find_lesson, notes=notes)
     atomic_write_bytes(Path(path), data)

@@ -250,3 +250,23 @@ def test_a_worker_that_dies_loses_only_its_page(tmp_path, passes_pdf, monkeypatc
     assert {p.source for p in batch.passes} == {"a.png"}
     dup_sources = {p.source for p in batch.problems if p.kind == "duplicate"}
     assert dup_sources == {"b.png", "d.png", "e.png"}
+
+
+def test_black_and_white_scans_are_named_in_the_summary_and_the_workbook(tmp_path, passes_pdf):
+    """What a 1-bit scan lost (a light felt tip), the reader cannot flag: the teacher is told."""
+    from openpyxl import load_workbook
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    page = _render(passes_pdf)[0]
+    grey = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY) if page.ndim == 3 else page
+    bw = np.where(grey < 150, 0, 255).astype(np.uint8)  # what a copier's black-and-white mode keeps
+    cv2.imwrite(str(scans / "bw.png"), bw)
+    cv2.imwrite(str(scans / "grey.png"), page)
+    batch = run_batch(ProcessOptions((scans,), tmp_path / "out", jobs=1))
+    notes = [w for w in batch.warnings if "black and white" in w]
+    assert len(notes) == 1 and notes[0].startswith("1 page was scanned"), batch.warnings
+    wb = load_workbook(tmp_path / "out" / "results.xlsx")
+    assert notes[0] in wb["Next lesson"]["A2"].value
+    grey_only = run_batch(ProcessOptions((scans / "grey.png",), tmp_path / "out2", jobs=1))
+    assert not any("black and white" in w for w in grey_only.warnings)
