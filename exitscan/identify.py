@@ -84,14 +84,16 @@ def _module_levels(gray: np.ndarray, reg: Registration, template: Template) -> n
     return cells[:, _CORE, :, _CORE].mean(axis=(1, 3))
 
 
-#: Re-registering the symbol from its own patterns (`_relocate`): pixels a module of the
-#: rectified crop they are looked for in, and the crop's margin around the symbol (modules).
+#: Re-registering the symbol from its own patterns (`_relocate`): how far (modules) each
+#: finder is looked for from where the pass's registration puts it (phone photos: up to 3
+#: modules off; on synthetic photos 4 reads codes up to 4 modules off, 3 only up to 3), and
+#: the alignment pattern from where the three finders put it.
+_FINDER_REACH = 4.0
+_ALIGN_REACH = 1.0
+#: Pixels a module of the rectified crop the patterns are looked for in, and the crop's
+#: margin around the symbol (modules): a finder's separator, the reach, and one to spare.
 _LOCATE_PER_MODULE = 4
-_LOCATE_MARGIN = 5
-#: How far (modules) each finder is looked for from where the pass's registration puts it,
-#: and the alignment pattern from where the three finders put it.
-_FINDER_REACH = 3.0
-_ALIGN_REACH = 1.5
+_LOCATE_MARGIN = 6
 #: Blur (modules) of the pattern templates: a phone photo's patterns are never sharp.
 _LOCATE_BLUR = 0.5
 #: Normalised correlation each finder must reach to count as found (found ones score
