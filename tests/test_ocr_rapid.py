@@ -149,6 +149,32 @@ def test_confidence_is_calibrated_per_engine():
     assert calibrated(0.89, 0.9) < LOW_CONFIDENCE <= calibrated(0.9, 0.9)
 
 
+def test_a_middling_strip_gets_a_second_look_that_is_never_trusted(engine, monkeypatch):
+    # Printed text squeezed to half its width and blurred: read as a strip, the model runs two
+    # words together ("ina") with a middling score; read again at other proportions, it is right.
+    strip = cv2.GaussianBlur(cv2.resize(_printed("Use commas in a list."), None, fx=0.5, fy=1.0, interpolation=cv2.INTER_AREA), (0, 0), 2)
+    monkeypatch.setattr(rapid, "SECOND_LOOKS", ())
+    (first,), (first_score,) = engine._by_strips([strip], float("inf"))
+    assert first != "Use commas in a list." and first_score < rapid.SECOND_LOOK_SCORE
+    monkeypatch.undo()
+    (text,), (score,) = engine._by_strips([strip], float("inf"))
+    assert text == "Use commas in a list."
+    # The best of several readings is not a first reading's score: never above the trusted line.
+    assert first_score < score <= rapid.SECOND_LOOK_SCORE < rapid.TRUSTED_SCORE
+    # A clear strip is read once and keeps its score.
+    assert engine._by_strips([_printed("Use commas in a list.")], float("inf"))[1][0] > rapid.SECOND_LOOK_SCORE
+
+
+def test_a_reading_of_one_word_does_not_win_on_its_score():
+    line = (["I want to try the challenge next time."], [0.55])
+    word = (["V."], [0.9])
+    assert rapid.best_reading([line, word]) == line
+    # Among readings as full as each other, the better score wins.
+    better = (["I want to try the challenge next time"], [0.8])
+    assert rapid.best_reading([line, word, better]) == better
+    assert rapid.best_reading([]) == ([], [])
+
+
 def test_the_deadline_fails_that_crop_only(engine):
     img = _printed("I will check my answers with the inverse.")
     engine.timeout_s = 1e-6

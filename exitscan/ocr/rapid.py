@@ -13,7 +13,12 @@ recognition model reads each strip (~45 ms of one core a line, against ~110-250 
 with detection). Detection (``limit_type=max``, 640 px) is the fallback when the split is unsure
 (the strips found disagree with the line count, or a strip is implausibly thin) or when the
 recognition is unsure on a strip (score below `RESCUE_SCORE`); then the reading with the better
-score is kept. No angle classifier: crops are upright.
+score is kept, among the readings that hold most of the text (`FULLER`). No angle classifier:
+crops are upright.
+
+A strip read with a middling score (below `SECOND_LOOK_SCORE`: blurred, bold or dotted writing)
+gets a second look at other proportions (`SECOND_LOOKS`: squashed, widened); the reading with the
+best score is kept, and a second look never makes a draft trusted.
 
 onnxruntime runs one thread per model (``intra_op_num_threads=1``): exitscan's worker
 processes already use every core. The models load once per worker (``exitscan.ocr.worker_engine``);
@@ -53,6 +58,16 @@ REC_MODEL = "PP-OCRv6_rec_small.onnx"
 #: Below this recognition score on any strip, detection + recognition is tried as well (rare:
 #: on the simulator, retrying below 0.8 or 0.95 changed the CER by < 0.005 and cost ~30% more).
 RESCUE_SCORE = 0.50
+#: A strip read below this score is read again at `SECOND_LOOKS` (the model's reading of blurred
+#: or dotted strokes changes with the letters' proportions). On benchmarks/ocr.py, seeds 11 and 12,
+#: it took 0.003-0.008 off the CER of bw-copier, low-quality and phone (+0.002 on phone, seed 12),
+#: copier unchanged, for ~25% more OCR time on those profiles.
+SECOND_LOOK_SCORE = 0.90
+#: (fx, fy) resizings of a strip for the second look: letters 0.8x as tall, 1.25x as wide.
+SECOND_LOOKS = ((1.0, 0.8), (1.25, 1.0))
+#: A reading is a candidate only if it holds at least this share of the characters of the fullest
+#: reading: detection that found one word of a line must not win on that word's score alone.
+FULLER = 0.5
 #: The recognition score (the weakest line's mean character probability) from which drafts are
 #: trusted (`exitscan.ocr.calibrated` maps it to 0.8). Fitted on benchmarks/ocr.py crops of every
 #: profile, seed 11: drafts >= 0.98 had 1.4% CER (22% of drafts); checked on seed 12: 1.3% (28%).
@@ -314,9 +329,20 @@ class RapidOcrEngine:
         scores: list[float] = []
         for s in strips:
             t, sc = self._run(s, det=False)
-            texts.append(" ".join(t))
-            scores.append(min(sc) if sc else 0.0)
+            text, score = " ".join(t), (min(sc) if sc else 0.0)
             self._check(deadline)
+            if score < SECOND_LOOK_SCORE:
+                first = score
+                for fx, fy in SECOND_LOOKS:
+                    t, sc = self._run(resized(s, fx, fy), det=False)
+                    self._check(deadline)
+                    if sc and min(sc) > score:
+                        text, score = " ".join(t), min(sc)
+                if score > first:
+                    # Picked as the best of several: its score says less than a first reading's.
+                    score = min(score, SECOND_LOOK_SCORE)
+            texts.append(text)
+            scores.append(score)
         return texts, scores
 
     def read(self, image: np.ndarray, lines: int = 0) -> OcrText:
@@ -340,7 +366,7 @@ class RapidOcrEngine:
             self._check(deadline)
             if found[1]:
                 readings.append(found)
-        texts, scores = max(readings, key=_weighted) if readings else ([], [])
+        texts, scores = best_reading(readings)
         raw = " ".join(t.strip() for t in texts if t.strip())
         text, dropped = clean_text(raw, self.script)
         conf = calibrate(min(scores), dropped) if (text and scores) else 0.0
@@ -353,6 +379,25 @@ class RapidOcrEngine:
         return f"RapidOcrEngine(lang={self.lang!r}, version={self.version!r}, {self.runtime})"
 
 
+def resized(strip: np.ndarray, fx: float, fy: float) -> np.ndarray:
+    """``strip`` (uint8) resized by ``fx`` across and ``fy`` down (area when shrinking, cubic when growing)."""
+    shrink = fx * fy < 1.0
+    return cv2.resize(strip, None, fx=fx, fy=fy, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def _chars(reading: tuple[list[str], list[float]]) -> int:
+    return sum(len(t.strip()) for t in reading[0])
+
+
+def best_reading(readings: list[tuple[list[str], list[float]]]) -> tuple[list[str], list[float]]:
+    """Of several readings of one crop ((line texts, line scores) each), the one with the best
+    `_weighted` score among those holding at least `FULLER` of the fullest one's characters."""
+    if not readings:
+        return [], []
+    most = max(_chars(r) for r in readings)
+    return max((r for r in readings if _chars(r) >= FULLER * most), key=_weighted)
+
+
 def _weighted(reading: tuple[list[str], list[float]]) -> float:
     """Mean score of a reading, each line weighted by its length (a stray dot weighs little).
     (Counting characters instead, so that a fuller reading wins, measured no better.)"""
@@ -361,4 +406,4 @@ def _weighted(reading: tuple[list[str], list[float]]) -> float:
     return float(np.dot(w, scores) / w.sum()) if len(w) else 0.0
 
 
-__all__ = ["RapidOcrEngine", "Script", "calibrate", "clean_text", "install_line", "line_strips", "missing_message"]
+__all__ = ["RapidOcrEngine", "Script", "best_reading", "calibrate", "clean_text", "install_line", "line_strips", "missing_message", "resized"]
