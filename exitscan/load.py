@@ -458,7 +458,9 @@ def _finish(
         if reduction > 1:
             rows, cols = gray.shape
             size = (cols // reduction, rows // reduction)
-            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+            # Whole blocks only (an odd width sends OpenCV down its ~30x slower fractional path).
+            whole = gray[: size[1] * reduction, : size[0] * reduction]
+            gray = cv2.resize(whole, size, interpolation=cv2.INTER_AREA)
             dpi = None if dpi is None else dpi / reduction
     return LoadedPage(image=np.ascontiguousarray(gray), dpi=dpi, reduction=reduction)
 

@@ -104,7 +104,7 @@ def _work(task: tuple[ScanFile, int, bool, OcrOptions]) -> PageResult:
     try:
         loaded = load_page(f, index)
         engine, why = worker_engine(ocr)  # opened once per worker, then reused
-        res = read_page(loaded.image, f.display, page, debug=debug, ocr=engine)
+        res = read_page(loaded.image, f.display, page, debug=debug, ocr=engine, dpi=loaded.dpi)
         if why:  # the parent found the engine, this worker could not open it: say so, once
             marked = (replace(p, ocr_error=f"unavailable: {why}") if p.next_step_written else p for p in res.passes)
             res = replace(res, passes=tuple(marked))

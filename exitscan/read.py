@@ -302,13 +302,21 @@ def _pass_panel(gray: np.ndarray, reg: Registration, res: PassResult, width: int
     return img
 
 
-def read_page(gray: np.ndarray, source: str, page: int, debug: bool = False, ocr: OcrEngine | None = None) -> PageResult:
+def read_page(
+    gray: np.ndarray,
+    source: str,
+    page: int,
+    debug: bool = False,
+    ocr: OcrEngine | None = None,
+    dpi: float | None = None,
+) -> PageResult:
     """Read every pass on one page image ((rows, cols) uint8). Never raises for bad content.
 
-    ``ocr``: the engine that drafts each next step's text (None: crops only)."""
+    ``ocr``: the engine that drafts each next step's text (None: crops only); ``dpi``: the
+    image's resolution when the file says it (None for photos), which only speeds things up."""
     start = time.perf_counter()
     classic = load_template("classic")
-    markers = find_markers(gray)
+    markers = find_markers(gray, dpi / 25.4 if dpi else None)
     regs, incomplete = register_page(gray, lambda g: classic, markers)
     problems: list[Problem] = []
     bilevel = is_bilevel(gray[::3, ::3]) if regs else False

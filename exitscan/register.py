@@ -98,6 +98,15 @@ def _dictionary():
 MIN_REDUCED_MARKER_PX = 15
 
 
+#: When the scan's resolution is known, markers smaller than this fraction of the template's
+#: (8 mm) are not looked for on the reduced copy either: the smallest any sheet prints is a 4-up
+#: pass on Letter, fit to the printable area (0.94 x 0.965: 7.3 mm), and a copy reduced a little
+#: is allowed for. At 200 dpi the QR code's finder squares (4.8 mm, 19 px on the reduced copy)
+#: passed the 15-px floor and each cost a bit reading: 8-13 ms a page instead of ~4. Only speed
+#: depends on it: a page where it hides every marker is searched again at full resolution.
+MIN_MARKER_FRACTION = 0.7
+
+
 #: Adaptive-threshold windows on the reduced copy, tried in turn: 7 px suits the usual
 #: 20-px markers of a 4-up copier page (3.9 ms a page); 13 px the big ones of a 1-up sheet or
 #: a close photo, looked for only when the first leaves a pass incomplete (both at once: 6 ms).
@@ -120,9 +129,9 @@ def _detector(reduced: bool, min_perimeter_rate: float = 0.05, window: int = 7):
     return cv2.aruco.ArucoDetector(_dictionary(), p)
 
 
-def _detect(gray: np.ndarray, reduced: bool, window: int = REDUCED_WINDOWS[0]) -> list[Marker]:
+def _detect(gray: np.ndarray, reduced: bool, window: int = REDUCED_WINDOWS[0], min_px: float = MIN_REDUCED_MARKER_PX) -> list[Marker]:
     # OpenCV's perimeter rate is relative to the image's long side.
-    rate = round(4 * MIN_REDUCED_MARKER_PX / max(gray.shape[:2]), 3) if reduced else 0.05
+    rate = round(4 * min_px / max(gray.shape[:2]), 3) if reduced else 0.05
     try:
         corners, ids, _ = _detector(reduced, rate, window if reduced else 0).detectMarkers(gray)
     except cv2.error:
@@ -149,11 +158,13 @@ def _refine(gray: np.ndarray, markers: list[Marker], win: int) -> list[Marker]:
     return [Marker(m.id, p) for m, p in zip(markers, pts)]
 
 
-def find_markers(gray: np.ndarray) -> list[Marker]:
+def find_markers(gray: np.ndarray, px_per_mm: float | None = None) -> list[Marker]:
     """All exitscan markers on a page, corners in ``gray``'s pixels.
 
     Looks on a reduced copy first; falls back to full resolution when no marker is found
     or a pass is incomplete, and merges (an ID found twice at one place counts once).
+    ``px_per_mm``: the scan's resolution when the file says it (not a photo's), so that
+    squares too small to be markers are passed over on the reduced copy.
     """
     h, w = gray.shape[:2]
     # An integer reduction: OpenCV averages k x k blocks ~40x faster than a fractional INTER_AREA
@@ -164,11 +175,18 @@ def find_markers(gray: np.ndarray) -> list[Marker]:
     f = 1.0 / k
     markers: list[Marker] = []
     if k > 1:
-        small = cv2.resize(gray, (w // k, h // k), interpolation=cv2.INTER_AREA)
-        found = _detect(small, reduced=True)
+        # (Cut to whole blocks first: an odd width, as a 200-dpi A4 page has, sent OpenCV down
+        # its fractional path, 10 ms instead of 0.3. The last row or column of blocks is whole.)
+        small = cv2.resize(gray[: h // k * k, : w // k * k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+        min_px = float(MIN_REDUCED_MARKER_PX)
+        if px_per_mm:
+            from exitscan.template import load_template  # geometry is shared by every template
+
+            min_px = max(min_px, MIN_MARKER_FRACTION * load_template("classic").marker_size * px_per_mm / k)
+        found = _detect(small, reduced=True, min_px=min_px)
         if not found or _incomplete(found):
             for window in REDUCED_WINDOWS[1:]:
-                found = _merge(found, _detect(small, reduced=True, window=window))
+                found = _merge(found, _detect(small, reduced=True, window=window, min_px=min_px))
         # Pixel centres: small pixel i covers full pixels [k*i, k*i + k).
         markers = [Marker(m.id, m.corners * k + (k - 1) / 2) for m in found]
         markers = _refine(gray, markers, max(2, round(1.5 / f)))

@@ -405,3 +405,19 @@ def test_a_faint_second_mark_beside_a_clear_one_is_never_ignored():
     assert CLEAN_MM2 <= got.scores[1].ink_mm2 < 0.35 * MARKED_MM2, got.scores[1]
     assert got.scores[2].ink_mm2 >= MARKED_MM2
     assert not got.confident and "smaller mark near orange" in got.reason
+
+
+def test_a_resolution_hint_passes_over_small_squares_but_never_a_marker():
+    """The scan's resolution, when the file gives it, keeps the QR code's finder squares out of
+    the marker search on the reduced copy; a wrong hint costs time, never a marker."""
+    page = make_page([PassMarks.clear("green")] * 4, per_page=4, profile="copier", orientation=0, seed=1)
+    g = gray(page)
+    assert g.shape[1] % 2 == 1  # a 200-dpi A4 page: odd width, reduced by whole blocks all the same
+    want = {m.id for m in find_markers(g)}
+    assert len(want) == 16
+    for hint in (page.dpi / 25.4, 3 * page.dpi / 25.4, 0.3 * page.dpi / 25.4):
+        got = find_markers(g, hint)
+        assert {m.id for m in got} == want, hint
+    hinted = {m.id: m for m in find_markers(g, page.dpi / 25.4)}
+    for m in find_markers(g):
+        assert np.abs(hinted[m.id].corners - m.corners).max() < 0.05
