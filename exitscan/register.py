@@ -105,6 +105,8 @@ MIN_REDUCED_MARKER_PX = 15
 #: passed the 15-px floor and each cost a bit reading: 8-13 ms a page instead of ~4. Only speed
 #: depends on it: a page where it hides every marker is searched again at full resolution.
 MIN_MARKER_FRACTION = 0.7
+#: ...and the hint is trusted only while every marker found is this far above that floor.
+HINT_MARGIN = 1.25
 
 
 #: Adaptive-threshold windows on the reduced copy, tried in turn: 7 px suits the usual
@@ -184,6 +186,11 @@ def find_markers(gray: np.ndarray, px_per_mm: float | None = None) -> list[Marke
 
             min_px = max(min_px, MIN_MARKER_FRACTION * load_template("classic").marker_size * px_per_mm / k)
         found = _detect(small, reduced=True, min_px=min_px)
+        if min_px > MIN_REDUCED_MARKER_PX and found and min(m.side for m in found) < HINT_MARGIN * min_px:
+            # Markers near the floor: the hint may have been too high for some (a photo put in a
+            # PDF, whose far side is smaller): look again without it, so none is missed.
+            min_px = float(MIN_REDUCED_MARKER_PX)
+            found = _merge(found, _detect(small, reduced=True, min_px=min_px))
         if not found or _incomplete(found):
             for window in REDUCED_WINDOWS[1:]:
                 found = _merge(found, _detect(small, reduced=True, window=window, min_px=min_px))

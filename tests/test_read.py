@@ -421,3 +421,15 @@ def test_a_resolution_hint_passes_over_small_squares_but_never_a_marker():
     hinted = {m.id: m for m in find_markers(g, page.dpi / 25.4)}
     for m in find_markers(g):
         assert np.abs(hinted[m.id].corners - m.corners).max() < 0.05
+
+
+def test_a_resolution_hint_too_high_for_a_photos_far_side_loses_no_marker():
+    """A photo put in a PDF gets a resolution from its page size, and a tilted photo's far
+    markers are smaller than its near ones: a hint that would drop them is not trusted."""
+    page = make_page([PassMarks.clear("green")] * 4, per_page=4, profile="phone", seed=7)
+    g = gray(page)
+    want = find_markers(g)
+    sides = [m.side for m in want]
+    assert len(want) == 16 and max(sides) > 1.1 * min(sides)  # perspective: sizes differ
+    hint = 1.4 * float(np.median(sides)) / 8.0  # px/mm that puts the floor at the median marker
+    assert {m.id for m in find_markers(g, hint)} == {m.id for m in want}
