@@ -433,3 +433,33 @@ def test_a_resolution_hint_too_high_for_a_photos_far_side_loses_no_marker():
     assert len(want) == 16 and max(sides) > 1.1 * min(sides)  # perspective: sizes differ
     hint = 1.4 * float(np.median(sides)) / 8.0  # px/mm that puts the floor at the median marker
     assert {m.id for m in find_markers(g, hint)} == {m.id for m in want}
+
+
+def test_a_shadow_across_a_face_is_not_taken_for_a_mark():
+    """Phone photos: the paper level inside a face is carried in smoothly from the paper round
+    it, so a shadow's sharp edge across the face leaves a band just dark enough to count as
+    ink. Barely-ink under unevenly lit tint goes to a person; a faint mark in even light does not."""
+    from exitscan.marks import INK_CONTRAST, read_row
+
+    t = load_template("classic")
+    row = t.ratings[0]
+    red = row.faces[2]
+    norm, ref = _blank_norm("classic")
+    s = ref.px_per_mm
+    cx, cy, r = (v * s for v in (*red.centre, red.radius))
+    yy, xx = np.mgrid[0 : norm.shape[0], 0 : norm.shape[1]]
+    band = (np.hypot(xx - cx, yy - cy) < r) & (xx > cx + 0.25 * r)  # the face's right quarter, in shade
+    shaded = norm.copy()
+    shaded[band] *= 1.0 - INK_CONTRAST - 0.025  # just past the ink threshold
+    got = read_row(shaded, ref, row, 0)
+    assert got.scores[2].ink_mm2 > 3.0  # enough "ink" that it used to be read as a tick
+    assert not got.confident and "shadow" in got.reason, got
+    # A faint tick across the same face, in even light, as dark as that shadow: still the answer.
+    ticked = norm.copy()
+    x0, x1 = round(cx - 0.5 * r), round(cx + 0.5 * r)
+    for x in range(x0, x1):
+        y = round(cy + 0.3 * r - 0.6 * (x - x0))
+        ticked[y - 1 : y + 2, x] *= 1.0 - INK_CONTRAST - 0.025
+    got = read_row(ticked, ref, row, 0)
+    assert got.scores[2].ink_mm2 > 1.0
+    assert (got.rating, got.confident) == ("red", True), got
