@@ -51,8 +51,9 @@ COLOURED_ALL = 0.75
 #: ring round it, on a face whose tint is lit unevenly (its 24 sectors' brightest tint under
 #: this fraction of the brightest sector's: shadow edges 0.80-0.82; faint real marks that
 #: marginal 0.94-0.99), may be a shadow's edge, not a mark (phone photos: a blank pass read
-#: "red" from a shadow across the face, 4 of 320 simulated blank passes and once in ~1,200
-#: passes of the accuracy benchmark): a person looks.
+#: "red" from a shadow across the face, 7 of 720 simulated blank passes and once in ~1,200
+#: passes of the accuracy benchmark; now 0): a person looks. It costs ~1 clear pass in 200 on
+#: phone and 150-dpi scans (a faint tick across a face's sectors), sent to review.
 SHADE_DEPTH = 0.74
 SHADE_EVENNESS = 0.9
 RING_MARK = 0.5
