@@ -46,14 +46,14 @@ SCRUBBED_AROUND = 0.15
 #: coloured in (printed faces >= 0.85 of it).
 COLOURED_RELATIVE = 0.8
 COLOURED_ALL = 0.75
-#: A face's only ink that is barely ink (its median under this fraction of the expected level
-#: is not reached: shadows measured 0.756-0.776, real marks that dark 0.40-0.75) and not a
-#: ring round it, on a face whose tint is lit unevenly (its 24 sectors' brightest tint under
-#: this fraction of the brightest sector's: shadow edges 0.80-0.82; faint real marks that
-#: marginal 0.94-0.99), may be a shadow's edge, not a mark (phone photos: a blank pass read
-#: "red" from a shadow across the face, 7 of 720 simulated blank passes and once in ~1,200
-#: passes of the accuracy benchmark; now 0): a person looks. It costs ~1 clear pass in 200 on
-#: phone and 150-dpi scans (a faint tick across a face's sectors), sent to review.
+#: A face's only ink may be the edge of a shadow, not a mark, when it is barely ink (the
+#: median level of its ink pixels is at least SHADE_DEPTH of the level expected there: shadow
+#: edges 0.754-0.776, real marks 0.40-0.75), it is not a ring round the face (ring coverage
+#: under RING_MARK), and the face's tint is lit unevenly (the darkest of its 24 sectors, by
+#: each sector's brightest tint, under SHADE_EVENNESS of the brightest: shadow edges 0.79-0.85,
+#: real marks that faint 0.94-0.99). Phone photos: 7 of 720 simulated blank passes, and once
+#: in ~1,200 passes of the accuracy benchmark, were read as a face from a shadow across it;
+#: now 0, at a cost of ~1 clear pass in 200 on phone and 150-dpi scans sent to review.
 SHADE_DEPTH = 0.74
 SHADE_EVENNESS = 0.9
 RING_MARK = 0.5
