@@ -57,6 +57,10 @@ COLOURED_ALL = 0.75
 SHADE_DEPTH = 0.74
 SHADE_EVENNESS = 0.9
 RING_MARK = 0.5
+#: ...and a shadow's ink is a sliver along its edge (0.015-0.126 of the face's fill inked),
+#: where a light felt tip colouring in two thirds of a face covers 0.8 of it (depth 0.74,
+#: evenness 0.76: the same light and unevenness, read "orange" on a copier scan).
+SHADE_INNER = 0.3
 #: Darker than the expected level by this fraction counts as ink.
 INK_CONTRAST = 0.22
 #: A row's only mark may be lighter than MARKED_MM2 (a light pencil tick: 2-3.5 mm^2) and
@@ -389,7 +393,8 @@ def read_row(
     conf_margin = 1.0 - second / top if top > 0 else 0.0
 
     def accepted(i: int, confidence: float) -> RowReading:
-        if scores[i].ring < RING_MARK and _shadow_like(norm, ref, row.faces[i], ks[i], row_index, smooth):
+        sc = scores[i]
+        if sc.ring < RING_MARK and sc.inner < SHADE_INNER and _shadow_like(norm, ref, row.faces[i], ks[i], row_index, smooth):
             reason = f"a faint mark at {FACE_NAMES[i]}, or a shadow across it: check"
             return RowReading(FACE_NAMES[i], False, reason, round(0.5 * confidence, 2), scores)  # type: ignore[arg-type]
         return RowReading(FACE_NAMES[i], True, "", confidence, scores)  # type: ignore[arg-type]
