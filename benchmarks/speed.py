@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PASSES_PER_PAGE = 4
+#: Pages per PDF with ``--format pdf`` (a class's stack through the copier's feeder).
+PDF_STACK = 30
 MIB = 1024 * 1024
 SAMPLE_SECONDS = 0.05
 # Re-list the process tree, and read PSS (smaps_rollup: ~0.6 ms a process), only every 4th
@@ -132,11 +134,31 @@ def distinct_sheets(cache: Path, dpi: int, n_sheets: int, seed: int, fresh: bool
     return files, seconds
 
 
-def build_batch(sources: list[Path], n_pages: int, folder: Path) -> Path:
-    """A folder of ``n_pages`` JPEGs, hard links (or copies) to ``sources`` in turn."""
+def build_batch(sources: list[Path], n_pages: int, folder: Path, fmt: str = "jpeg", dpi: int = 300) -> Path:
+    """A folder of ``n_pages`` JPEGs, hard links (or copies) to ``sources`` in turn; or
+    (``fmt="pdf"``) the same pages as PDFs of `PDF_STACK` pages each, every page one of those
+    JPEGs, embedded as it is and filling the page, as a copier writes a scanned stack."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    if fmt == "pdf":
+        from PIL import Image
+        from reportlab import rl_config
+        from reportlab.pdfgen import canvas
+
+        rl_config.useA85 = 0  # the JPEG's bytes as they are, not in ASCII85 (as copiers write them)
+
+        for start in range(0, n_pages, PDF_STACK):
+            c = canvas.Canvas(str(folder / f"stack_{start // PDF_STACK + 1:03d}.pdf"))
+            for i in range(start, min(n_pages, start + PDF_STACK)):
+                src = sources[i % len(sources)]
+                with Image.open(src) as im:
+                    w_pt, h_pt = im.width * 72.0 / dpi, im.height * 72.0 / dpi
+                c.setPageSize((w_pt, h_pt))
+                c.drawImage(str(src), 0, 0, w_pt, h_pt)  # a JPEG file is embedded as it is
+                c.showPage()
+            c.save()
+        return folder
     for i in range(n_pages):
         src, dst = sources[i % len(sources)], folder / f"scan_{i + 1:04d}.jpg"
         try:
@@ -581,6 +603,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pages", type=int, default=300, help="pages in the speed batch (default 300)")
     ap.add_argument("--runs", type=int, default=3, help="runs per figure; medians are reported (default 3)")
+    ap.add_argument(
+        "--format", choices=("jpeg", "pdf"), default="jpeg",
+        help="the scans: one JPEG a page (default), or PDFs of 30 JPEG pages each as copiers write them",
+    )
     ap.add_argument("--dpis", default="200,300", help="scan resolutions (default 200,300)")
     ap.add_argument("--jobs", default="1,2", help="--jobs values for exitscan process (default 1,2)")
     ap.add_argument("--memory-pages", default="100,500", help="batch sizes for peak memory (default 100,500)")
@@ -665,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
 
     speed: list[dict] = []
     for dpi in dpis:
-        batch = build_batch(sources[dpi], a.pages, work / f"batch-{dpi}dpi-{a.pages}")
+        batch = build_batch(sources[dpi], a.pages, work / f"batch-{dpi}dpi-{a.pages}", a.format, dpi)
         for jobs in jobs_list:
             decode_runs = []
             for _ in range(a.runs):
@@ -703,7 +729,7 @@ def main(argv: list[str] | None = None) -> int:
     mem_jobs = max(jobs_list)
     mem_runs = a.memory_runs if a.memory_runs is not None else a.runs
     for n in mem_pages:
-        batch = build_batch(sources[a.memory_dpi], n, work / f"batch-{a.memory_dpi}dpi-{n}")
+        batch = build_batch(sources[a.memory_dpi], n, work / f"batch-{a.memory_dpi}dpi-{n}", a.format, a.memory_dpi)
         runs = []
         for k in range(mem_runs):
             print(f"memory: {n} pages, {mem_jobs} jobs: run {k + 1}/{mem_runs} ...", file=sys.stderr)
@@ -734,6 +760,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{PASSES_PER_PAGE} passes a page) are hard-linked under distinct names, so later copies are "
         "reported as duplicates in problems.csv; every copy is still loaded and read in full "
         "(duplicates are only noticed by the parent), so the reading work is that of distinct pages."
+        + (
+            f" Format: PDFs of {PDF_STACK} pages, each page one of those JPEGs embedded as it is, as a copier writes them."
+            if a.format == "pdf"
+            else ""
+        )
     )
     machine = {
         "cpus": os.cpu_count(),
@@ -751,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": a.quick,
         "machine": machine,
         "settings": {
-            "pages": a.pages, "runs": a.runs, "dpis": dpis, "jobs": jobs_list, "memory_pages": mem_pages,
+            "pages": a.pages, "runs": a.runs, "dpis": dpis, "jobs": jobs_list, "memory_pages": mem_pages, "format": a.format,
             "memory_dpi": a.memory_dpi, "with_ocr": a.with_ocr, "ocr_engine": a.ocr_engine, "memory_runs": mem_runs, "sheets": a.sheets, "seed": a.seed, "passes_per_page": PASSES_PER_PAGE,
         },
         "command": str(script),

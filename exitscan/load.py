@@ -966,7 +966,9 @@ def _pdf_page_jpeg(
         if len(objs) != 1 or objs[0].type != pdfium.raw.FPDF_PAGEOBJ_IMAGE:
             return None
         img = objs[0]
-        if img.get_filters() != ["DCTDecode"]:
+        filters = img.get_filters()
+        # JPEG data, perhaps wrapped in text-safe or zip encodings that pdfium undoes here.
+        if not filters or filters[-1] != "DCTDecode" or not set(filters[:-1]) <= set(pdfium.PdfImage.SIMPLE_FILTERS):
             return None
         meta = img.get_metadata()
         if meta.colorspace not in (pdfium.raw.FPDF_COLORSPACE_DEVICEGRAY, pdfium.raw.FPDF_COLORSPACE_DEVICERGB):
@@ -979,7 +981,7 @@ def _pdf_page_jpeg(
         if abs(a - width_pt) > tol_w or abs(d - height_pt) > tol_h or abs(e) > tol_w or abs(f) > tol_h:
             return None
         px_w, px_h = img.get_px_size()
-        data = bytes(img.get_data(decode_simple=False))
+        data = bytes(img.get_data(decode_simple=True))
     except pdfium.PdfiumError:
         return None
     if px_w < 1 or px_h < 1 or data[:2] != b"\xff\xd8":

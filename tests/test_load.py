@@ -390,6 +390,20 @@ def test_a_copiers_jpeg_pdf_page_is_decoded_as_a_jpeg_not_drawn(tmp_path):
         doc.close()
     want = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_2)
     assert np.array_equal(page.image, want)
+    # The same JPEG embedded in ASCII85 (reportlab's default) is taken out all the same.
+    jpg = tmp_path / "scan.jpg"
+    jpg.write_bytes(jpeg)
+    wrapped = tmp_path / "a85.pdf"
+    c = canvas.Canvas(str(wrapped), pagesize=(595.3, 841.9))
+    c.drawImage(str(jpg), 0, 0, 595.3, 841.9)
+    c.showPage()
+    c.save()
+    doc = pdfium.PdfDocument(wrapped)
+    try:
+        assert next(iter(doc[0].get_objects(max_depth=1))).get_filters() == ["ASCII85Decode", "DCTDecode"]
+    finally:
+        doc.close()
+    assert np.array_equal(load_page(scan_file(wrapped), 0).image, want)
     # A page that is more than its scan (a label drawn on it) or turned is drawn, as before.
     drawn = tmp_path / "drawn.pdf"
     c = canvas.Canvas(str(drawn), pagesize=(595.3, 841.9))
