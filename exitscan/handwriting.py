@@ -275,13 +275,13 @@ def _print_in(template_name: str, x0: int, y0: int, w: int, h: int, px_per_mm: f
 def _best_shift(seen: np.ndarray, want: np.ndarray, search: int) -> tuple[int, float]:
     """Shift of 1-D profile ``want`` inside ``seen`` (longer by 2 * search): (shift, correlation)."""
     n = want.size
-    w = want - want.mean()
-    wn = float(np.linalg.norm(w))
-    if wn < 1e-6 or seen.size < n + 2 * search:
+    if float(np.ptp(want)) < 1e-6 or seen.size < n + 2 * search:
         return 0, 0.0
-    win = np.lib.stride_tricks.sliding_window_view(seen[: n + 2 * search], n)  # (2 * search + 1, n)
-    win = win - win.mean(axis=1, keepdims=True)
-    c = (win @ w) / (np.linalg.norm(win, axis=1) * wn + 1e-9)
+    # Normalised correlation at every shift (OpenCV's: ~5x faster than the numpy windows).
+    c = cv2.matchTemplate(
+        np.ascontiguousarray(seen[None, : n + 2 * search], np.float32), np.ascontiguousarray(want[None], np.float32), cv2.TM_CCOEFF_NORMED
+    )[0]
+    c = np.nan_to_num(c, nan=0.0, posinf=0.0, neginf=0.0)
     k = int(np.argmax(c))
     return k - search, float(c[k])
 
@@ -294,14 +294,14 @@ def _align(ink: np.ndarray, pr: _Print, search: int) -> tuple[int, int, float]:
     along the line, barely move them. Returns (0, 0, score) when too little print is seen.
     """
     w = pr.ink.shape[1]
-    rows_seen = ink[:, search : search + w].mean(axis=1)
+    rows_seen = cv2.reduce(ink[:, search : search + w], 1, cv2.REDUCE_AVG).ravel()
     dy, cy = _best_shift(rows_seen, pr.row_profile, search)
     if cy < 0.5:  # no print to be seen (a 1-bit scan dropped the grey rules): trust registration
         return 0, 0, cy
     r0, r1 = pr.band
     if r1 == 0:
         return 0, dy, cy
-    cols_seen = ink[search + dy + r0 : search + dy + r1].mean(axis=0)
+    cols_seen = cv2.reduce(ink[search + dy + r0 : search + dy + r1], 0, cv2.REDUCE_AVG).ravel()
     dx, cx = _best_shift(cols_seen, pr.band_profile, search)
     if cx < 0.5:
         dx = 0
@@ -366,7 +366,8 @@ def _components(ink: np.ndarray, lo: float, hi: float, pr: _Print, px_per_mm: fl
     `MIN_STROKE_MM`), small blobs and slivers along a ruled line: (labels, stats, big, small, remnants).
     ``rescue`` > 0: a sliver along a line with a pixel at least this dark is a stroke after all."""
     weak = (ink > lo).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+    # (Block-based labelling: its statistics cost 0.2 ms an area, OpenCV's default's 0.6.)
+    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)
     # Hysteresis: a weak component counts only if it holds a clearly dark pixel.
     strong = np.zeros(n, bool)
     strong[labels[ink > hi]] = True
