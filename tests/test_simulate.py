@@ -172,6 +172,27 @@ def test_stray_marks_brush_their_zone_but_never_a_neighbour():
                 assert ink_in(g, blank, p.homography, f.zone.expanded(-0.15)) == 0
 
 
+def test_a_stray_fill_covers_its_label_and_is_for_a_person_to_look_at():
+    """Colouring-in blown out to the zone's edge is as big as scribbling-out: the truth says
+    review; a stray circle (a loose ring) is still a clear answer."""
+    tpl = load_template("classic")
+    face = tpl.ratings[0].faces[1]
+    pages = {
+        kind: make_page(PassMarks(marks=(Mark("orange", kind, "felt-tip", stray=True),)), profile="clean", seed=4)
+        for kind in ("fill", "circle")
+    }
+    blank = blank_page(seed=4)
+    fill, circle = (pages[k].truth.passes[0] for k in ("fill", "circle"))
+    assert (fill.case, fill.rating, fill.review) == ("clear", "orange", True)
+    assert (circle.case, circle.rating, circle.review) == ("clear", "orange", False)
+    # The fill reaches well beyond the face: over its label, below it.
+    label = face.label_box
+    assert label is not None
+    assert ink_in(grey(pages["fill"].image), blank, fill.homography, label) > 200
+    plain = make_page(PassMarks.clear("orange", "fill", "felt-tip"), profile="clean", seed=4).truth.passes[0]
+    assert plain.review is False
+
+
 def test_marks_never_touch_the_markers_or_the_qr_code():
     tpl = load_template("classic")
     mix = {"clear": 0.5, "multiple": 0.25, "corrected": 0.25}

@@ -122,6 +122,13 @@ def _pass_truth(run: PrintRun, slot: int, filled: FilledPass, sheet_to_page: np.
     )
 
 
+def _blotted(filled: FilledPass) -> bool:
+    """Whether a face was coloured in so loosely (a stray fill) that the colouring covers its
+    label and the clear space around it: at 1.6-2.3x the face's radius it is as big as the
+    simulator's own scribbling-out (1.2-1.8x), or bigger, and looks the same: a person should look."""
+    return any(m["kind"] == "fill" and m.get("stray") for m in filled.marks)
+
+
 def _with_reading(t: PassTruth, run: PrintRun, slot_pass, filled: FilledPass) -> PassTruth:
     code = slot_pass.code
     if run.template.is_per_criterion:
@@ -140,7 +147,7 @@ def _with_reading(t: PassTruth, run: PrintRun, slot_pass, filled: FilledPass) ->
         spare=code.is_spare,
         case=case,
         rating=rating,
-        review=case != "clear",
+        review=case != "clear" or _blotted(filled),
         criteria=criteria,
         criteria_cases=criteria_cases,
     )

@@ -29,7 +29,9 @@ Written as ``truth.json`` beside a batch (schema ``exitscan-simulator-truth/1``)
 ``rating`` is what a correct reader reports for the pass's rating row: the face; ``none``
 when nothing is marked; ``multiple`` when two faces are; for ``corrected`` (one circled,
 scribbled out, another circled) the final face. ``review`` is true for every case but
-``clear``: the reader should flag those, never guess. Per-criterion templates have no overall
+``clear``, and for a clear pass with a face coloured in so loosely (a stray fill) that the
+colouring covers the face's label and the space around it, as big as scribbling-out and
+looking the same: the reader should flag those, never guess. Per-criterion templates have no overall
 row: ``rating`` is null and ``criteria`` holds one rating per criterion row (``case`` is
 ``clear`` when every row is, else the first row's case that is not). ``ticks`` are 0-based
 option indices. Geometry is in page pixels, OpenCV's convention (pixel centres at integers),
