@@ -19,7 +19,7 @@ from functools import cached_property, lru_cache
 import cv2
 import numpy as np
 
-from exitscan.template import ARUCO_DICTIONARY, MARKER_GROUPS, Template, marker_role
+from exitscan.template import ARUCO_DICTIONARY, MARKER_GROUPS, Template, marker_ids, marker_role
 
 #: Smallest long side of the reduced copy markers are first looked for in (it is the page
 #: reduced by a whole factor: 850-1700 px). A4 at >= 73 dpi: a 4-up pass's marker (7 mm) is
@@ -392,6 +392,24 @@ def _peak(scores: np.ndarray) -> tuple[float, float, float]:
     return c + dc, r + dr, best
 
 
+def _match_marker(
+    gray: np.ndarray, reg: Registration, template: Template, marker_id: int, corner: int
+) -> tuple[np.ndarray, tuple[float, float], float]:
+    """Where marker ``marker_id`` (at ``corner``) is centred in ``gray`` (OpenCV's pixel
+    centres), found within `_CENTRE_REACH_MM` of where ``reg`` puts it; its centre in template
+    mm; the match's normalised correlation."""
+    x, y = template.marker_corners_mm()[corner][0]
+    size = template.marker_size
+    margin = _CENTRE_RING_MM + _CENTRE_REACH_MM
+    pattern = _marker_pattern(marker_id, size)
+    crop = warp(gray, reg, x - margin, y - margin, size + 2 * margin, size + 2 * margin, _CENTRE_PX_PER_MM)
+    c, r, score = _peak(cv2.matchTemplate(crop.astype(np.float32), pattern, cv2.TM_CCOEFF_NORMED))
+    # Crop pixel u spans [u, u + 1) / px_per_mm from the crop's corner (see `warp`).
+    at = np.array([x - margin, y - margin]) + (np.array([c, r]) + (pattern.shape[0] - 1) / 2 + 0.5) / _CENTRE_PX_PER_MM
+    px = cv2.perspectiveTransform(at.reshape(1, 1, 2), np.linalg.inv(reg.homography))[0, 0] - 0.5
+    return px, (x + size / 2, y + size / 2), score
+
+
 def marker_centres(
     gray: np.ndarray, reg: Registration, template: Template
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
@@ -404,21 +422,8 @@ def marker_centres(
     centres in the image ((N, 2) float64, OpenCV's pixel centres), in template mm, and each
     match's normalised correlation.
     """
-    ref = template.marker_corners_mm()
-    size = template.marker_size
-    margin = _CENTRE_RING_MM + _CENTRE_REACH_MM
-    inv = np.linalg.inv(reg.homography)
-    px, mm, scores = [], [], []
-    for m in reg.markers:
-        x, y = ref[m.corner][0]
-        pattern = _marker_pattern(m.id, size)
-        crop = warp(gray, reg, x - margin, y - margin, size + 2 * margin, size + 2 * margin, _CENTRE_PX_PER_MM)
-        c, r, score = _peak(cv2.matchTemplate(crop.astype(np.float32), pattern, cv2.TM_CCOEFF_NORMED))
-        # Crop pixel u spans [u, u + 1) / px_per_mm from the crop's corner (see `warp`).
-        at = np.array([x - margin, y - margin]) + (np.array([c, r]) + (pattern.shape[0] - 1) / 2 + 0.5) / _CENTRE_PX_PER_MM
-        px.append(cv2.perspectiveTransform(at.reshape(1, 1, 2), inv)[0, 0] - 0.5)
-        mm.append((x + size / 2, y + size / 2))
-        scores.append(score)
+    found = [_match_marker(gray, reg, template, m.id, m.corner) for m in reg.markers]
+    px, mm, scores = zip(*found)
     return np.array(px, np.float64), np.array(mm, np.float64), tuple(scores)
 
 
@@ -431,9 +436,25 @@ _CENTRE_WEIGHT = 9
 #: by a module (0.7 mm); found ones are left within ~0.15 mm.
 MAX_REFIT_POINT_MM = 0.3
 #: ...and the most a refit may move any point of the pass from where the old fit put it: a
-#: three-marker fit on a phone photo is up to ~3 mm off at its far corner; more than this is
-#: no correction but a different pass.
-MAX_REFIT_MOVE_MM = 5.0
+#: three-marker fit on a phone photo can be 5 mm off at its far corner (3 at the faces);
+#: more than this is no correction but a different pass.
+MAX_REFIT_MOVE_MM = 10.0
+#: A marker ArUco missed (a corner in shadow) is often in the photo all the same: it is
+#: looked for by its pattern where the refitted homography puts it, and used when it matches
+#: this well (found ones: 0.97-0.99; a cut-off corner: < 0.4) this close to where it should be.
+MIN_MISSED_MARKER_MATCH = 0.85
+MAX_MISSED_MARKER_SHIFT_MM = 1.0
+
+
+def _weighted_fit(centres: np.ndarray, centres_mm: np.ndarray, points: np.ndarray, points_mm: np.ndarray) -> np.ndarray | None:
+    src = np.vstack([np.repeat(centres, _CENTRE_WEIGHT, axis=0), points])
+    dst = np.vstack([np.repeat(centres_mm, _CENTRE_WEIGHT, axis=0), points_mm])
+    H, _ = cv2.findHomography(src, dst, 0)
+    return None if H is None else H / H[2, 2]
+
+
+def _distances(H: np.ndarray, px: np.ndarray, mm: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(cv2.perspectiveTransform(px.reshape(-1, 1, 2), H).reshape(-1, 2) - mm, axis=1)
 
 
 def refit(
@@ -453,9 +474,10 @@ def refit(
     and the fit takes them (weighted) with ``points_px`` ((N, 2) where more points of the
     pass are in ``gray``, OpenCV's pixel centres) at ``points_mm`` ((N, 2) where the
     template prints them). The new fit is kept only when every marker matched well, the fit
-    leaves every new point within `MAX_REFIT_POINT_MM`, and it moves the pass by no more
-    than `MAX_REFIT_MOVE_MM`; otherwise ``reg`` is returned unchanged. The evidence says
-    which and why, with the residuals before and after (mm) and the points used.
+    leaves every point within `MAX_REFIT_POINT_MM`, and it moves the pass by no more than
+    `MAX_REFIT_MOVE_MM`; otherwise ``reg`` is returned unchanged. A marker ArUco missed is
+    then looked for where the new fit puts it, and joins the fit when it is clearly there.
+    The evidence says what was done and why, with the residuals before and after (mm).
     """
     extra = np.asarray(points_px, np.float64).reshape(-1, 2) + 0.5  # pixel areas (see `_fit`)
     extra_mm = np.asarray(points_mm, np.float64).reshape(-1, 2)
@@ -471,30 +493,38 @@ def refit(
         return reg, evidence
     centres += 0.5
     # How far the old fit puts the new points from where they are printed.
-    old = cv2.perspectiveTransform(extra.reshape(-1, 1, 2), reg.homography).reshape(-1, 2)
-    evidence[f"{label}_before_mm"] = round(float(np.linalg.norm(old - extra_mm, axis=1).max()), 3)
-    src = np.vstack([np.repeat(centres, _CENTRE_WEIGHT, axis=0), extra])
-    dst = np.vstack([np.repeat(centres_mm, _CENTRE_WEIGHT, axis=0), extra_mm])
-    H, _ = cv2.findHomography(src, dst, 0)
+    evidence[f"{label}_before_mm"] = round(float(_distances(reg.homography, extra, extra_mm).max()), 3)
+    H = _weighted_fit(centres, centres_mm, extra, extra_mm)
     if H is None:
         evidence["why"] = "no fit"
         return reg, evidence
-    H = H / H[2, 2]
-
-    def distances(px: np.ndarray, mm: np.ndarray) -> np.ndarray:
-        return np.linalg.norm(cv2.perspectiveTransform(px.reshape(-1, 1, 2), H).reshape(-1, 2) - mm, axis=1)
-
-    worst = float(distances(extra, extra_mm).max())
-    worst_centre = float(distances(centres, centres_mm).max())
+    ids = marker_ids(reg.group)
+    for k in reg.missing_corners:
+        at, at_mm, score = _match_marker(gray, replace(reg, homography=H), template, ids[k], k)
+        shift = float(_distances(H, at + 0.5, np.array([at_mm]))[0])
+        evidence.setdefault("missed_markers", []).append(
+            {"corner": k, "match": round(score, 2), "shift_mm": round(shift, 2)}
+        )
+        if score >= MIN_MISSED_MARKER_MATCH and shift <= MAX_MISSED_MARKER_SHIFT_MM:
+            centres = np.vstack([centres, at + 0.5])
+            centres_mm = np.vstack([centres_mm, at_mm])
+    if len(centres) > len(reg.markers):
+        evidence["points"] = f"{len(centres)} marker centres + {len(extra)} {label}"
+        H = _weighted_fit(centres, centres_mm, extra, extra_mm)
+        if H is None:
+            evidence["why"] = "no fit"
+            return reg, evidence
+    worst = float(_distances(H, extra, extra_mm).max())
+    worst_centre = float(_distances(H, centres, centres_mm).max())
     ref = template.marker_corners_mm()
     corners = np.concatenate([m.corners for m in reg.markers]).astype(np.float64) + 0.5
     corners_mm = np.array([p for m in reg.markers for p in ref[m.corner]], dtype=np.float64)
-    residual = float(np.sqrt((distances(corners, corners_mm) ** 2).mean()))
+    residual = float(np.sqrt((_distances(H, corners, corners_mm) ** 2).mean()))
     # How far the new fit moves the pass: the template's corners and centre, old vs new.
     w, h = template.size
     probe = np.array([[0, 0], [w, 0], [w, h], [0, h], [w / 2, h / 2]], np.float64)
     old_px = cv2.perspectiveTransform(probe.reshape(-1, 1, 2), np.linalg.inv(reg.homography))
-    moved = float(distances(old_px, probe).max())
+    moved = float(_distances(H, old_px, probe).max())
     evidence |= {
         f"{label}_after_mm": round(worst, 3),
         "centres_after_mm": round(worst_centre, 3),
