@@ -7,6 +7,7 @@ reading, the worst bug this product can have.
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 import cv2
@@ -15,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from exitscan.identify import SymbolPoints, symbol_points
 from exitscan.read import SPARE_REASON, read_page
-from exitscan.register import find_markers, register_page
+from exitscan.register import Registration, _fit, find_markers, refit, register_page
 from exitscan.simulate import Mark, PassMarks, TickMark, make_page
 from exitscan.template import load_template, sheet_layout
 
@@ -473,3 +475,86 @@ def test_a_shadow_across_a_face_is_not_taken_for_a_mark():
     got = read_row(ticked, ref, row, 0)
     assert got.scores[2].ink_mm2 > 1.0
     assert (got.rating, got.confident) == ("red", True), got
+
+
+# --------------------------------------------------------------------------- refit from the code
+
+
+@functools.lru_cache(maxsize=2)
+def _phone_pass_without_a_marker(erase: bool):
+    """A 4-up phone photo (seed 10: strong perspective) and its first pass registered from three
+    markers (top-left left out), the marker erased from the photo or not; the truth's homography
+    (template mm -> image pixel areas)."""
+    t = load_template("classic")
+    page = make_page(PassMarks.clear("orange"), per_page=4, profile="phone", seed=10)
+    img = gray(page).copy()
+    truth = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1.0]]) @ np.array(page.truth.passes[0].homography)
+    quad = cv2.perspectiveTransform(np.array([t.marker_corners_mm()[0]], float), truth)[0]
+    if erase:  # as a corner in deep shadow, or cut off by the camera's frame
+        cv2.fillConvexPoly(img, np.int32((quad - quad.mean(axis=0)) * 1.5 + quad.mean(axis=0)), 255)
+    regs, _ = register_page(img, lambda g: t, find_markers(img))
+    centre = cv2.perspectiveTransform(np.array([[[74.0, 52.5]]]), truth)[0, 0]
+    reg = min(regs, key=lambda r: np.linalg.norm(cv2.perspectiveTransform(np.array([[[74.0, 52.5]]]), np.linalg.inv(r.homography))[0, 0] - centre))
+    if not erase:
+        H, residual, used = _fit(t, [m for m in reg.markers if m.corner != 0])
+        reg = Registration(reg.group, tuple(used), H, residual, reg.px_per_mm)
+    assert reg.missing_corners == (0,)
+    return img, reg, truth, t
+
+
+def _face_error_mm(reg, truth, t) -> float:
+    """How far (mm) the registration puts the faces' centres from where they are, at most."""
+    faces = np.array([f.centre for f in t.ratings[0].faces], float).reshape(1, -1, 2)
+    return float(np.abs(cv2.perspectiveTransform(cv2.perspectiveTransform(faces, truth), reg.homography)[0] - faces[0]).max())
+
+
+def test_a_three_marker_phone_pass_is_refitted_from_its_code_closer_to_the_truth():
+    img, reg, truth, t = _phone_pass_without_a_marker(erase=True)
+    points = symbol_points(img, reg, t)
+    assert isinstance(points, SymbolPoints), points
+    new, evidence = refit(img, reg, t, points.image_px, points.template_mm, "code_points")
+    assert evidence["used"], evidence
+    before, after = _face_error_mm(reg, truth, t), _face_error_mm(new, truth, t)
+    assert before > 0.3  # the three-marker fit is off at the faces...
+    assert after < 0.15 and after < before / 3  # ...the refit is not
+    # The marker is gone: looked for, not found, not used.
+    assert evidence["missed_markers"][0]["match"] < 0.5 and evidence["points"].startswith("3 marker centres")
+    # And the page reads: the pass's evidence says what was done.
+    res = read_page(img, "phone.jpg", 1)
+    refitted = [p for p in res.passes if p.corners_found == 3]
+    assert len(refitted) == 1
+    p = refitted[0]
+    assert p.rating == "orange" and p.status == "ok"
+    assert p.scores["refit"]["used"] and p.scores["refit"]["before_mm"] == round(reg.residual_mm, 3)
+
+
+def test_a_marker_aruco_missed_is_found_by_its_pattern_and_joins_the_refit():
+    img, reg, truth, t = _phone_pass_without_a_marker(erase=False)
+    points = symbol_points(img, reg, t)
+    new, evidence = refit(img, reg, t, points.image_px, points.template_mm, "code_points")
+    assert evidence["used"] and evidence["missed_markers"][0]["match"] > 0.9, evidence
+    assert evidence["points"].startswith("4 marker centres")
+    assert _face_error_mm(new, truth, t) < 0.05
+    assert _face_error_mm(reg, truth, t) > 0.3
+
+
+@pytest.mark.parametrize("which", [0, 1, 2, 3])
+@pytest.mark.parametrize("step", [(1, 0), (0, 1), (-1, 0), (0, -1)])
+def test_code_points_that_disagree_with_the_markers_are_refused(which, step):
+    """A finder or the alignment pattern a module off (matched in the wrong place): the old
+    fit is kept and the evidence says why."""
+    img, reg, _, t = _phone_pass_without_a_marker(erase=True)
+    points = symbol_points(img, reg, t)
+    module_px = t.qr.w / 41 * reg.px_per_mm
+    moved = points.image_px.copy()
+    moved[which] += np.array(step) * module_px
+    new, evidence = refit(img, reg, t, moved, points.template_mm, "code_points")
+    assert not evidence["used"] and "disagree" in evidence["why"], evidence
+    assert new is reg
+
+
+def test_a_code_shifted_as_a_whole_is_refused():
+    img, reg, _, t = _phone_pass_without_a_marker(erase=True)
+    points = symbol_points(img, reg, t)
+    new, evidence = refit(img, reg, t, points.image_px + 0.8 * reg.px_per_mm, points.template_mm, "code_points")
+    assert not evidence["used"] and new is reg
