@@ -209,10 +209,108 @@ def find_markers(gray: np.ndarray, px_per_mm: float | None = None) -> list[Marke
             # Very crisp, aliased images (clean renders) can defeat the bit reading; a
             # little blur, as any real scanner adds, brings them back.
             markers = _merge(markers, _detect(cv2.GaussianBlur(gray, (0, 0), 0.8), reduced=False))
+        if _short(markers):
+            markers = _merge(markers, _rescue(gray, markers))
         return markers
     if any(len(s) == 3 for s in groups.values()):
         markers = _find_missing(gray, markers, groups)
     return markers
+
+
+#: A square ArUco found but could not read (a blurred or shaken photo smears a marker's bits)
+#: is named by comparing it, whole, with every marker the passes use, in each of its four
+#: turns: accepted when it matches one this well (normalised correlation of the straightened
+#: square; blurred markers that ArUco rejected matched their own at 0.54-0.79)...
+RESCUE_MIN_SCORE = 0.5
+#: ...clearly better than any other marker (the next best, another ID, matched 0.1-0.35 lower)...
+RESCUE_MARGIN = 0.1
+#: ...its size near the other markers' (ArUco's squares of the QR code's finders are ~0.6x)...
+RESCUE_SIZE = (0.75, 1.35)
+#: ...and only where it makes a pass registrable: its pass then has at least 3 markers, all of
+#: which must still fit the template together (`_fit`), so a wrong name cannot make a pass.
+_RESCUE_CELL_PX = 8
+
+
+def _short(markers: list[Marker]) -> bool:
+    groups: dict[int, set[int]] = {}
+    for m in markers:
+        groups.setdefault(m.group, set()).add(m.corner)
+    return not groups or any(len(s) < 3 for s in groups.values())
+
+
+@lru_cache(maxsize=1)
+def _rescue_patterns() -> np.ndarray:
+    """Every marker the passes use, as printed, 6 x 6 cells (border included) of
+    `_RESCUE_CELL_PX`: (ids, pixels) float32, each row zero-mean and unit-norm."""
+    n = 6 * _RESCUE_CELL_PX
+    rows = [cv2.aruco.generateImageMarker(_dictionary(), i, n).astype(np.float32).ravel() for i in range(4 * MARKER_GROUPS)]
+    p = np.stack(rows)
+    p -= p.mean(axis=1, keepdims=True)
+    return p / np.linalg.norm(p, axis=1, keepdims=True)
+
+
+def _name_square(gray: np.ndarray, quad: np.ndarray) -> tuple[int, np.ndarray, float, float] | None:
+    """(id, corners in the marker's own order, score, margin) of the marker a square looks
+    most like, or None. ``quad``: (4, 2) corners in order round the square."""
+    n = 6 * _RESCUE_CELL_PX
+    dst = np.array([[0, 0], [n, 0], [n, n], [0, n]], np.float32) - 0.5
+    pats = _rescue_patterns()
+    best: tuple[float, int, int] | None = None
+    scores = []
+    for turn in range(4):
+        q = np.roll(quad, -turn, axis=0).astype(np.float32)
+        M = cv2.getPerspectiveTransform(q, dst)
+        v = cv2.warpPerspective(gray, M, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32).ravel()
+        v -= v.mean()
+        norm = float(np.linalg.norm(v))
+        if norm < 1e-3:
+            return None
+        sc = pats @ (v / norm)
+        scores.append(sc)
+        i = int(np.argmax(sc))
+        if best is None or sc[i] > best[0]:
+            best = (float(sc[i]), i, turn)
+    assert best is not None
+    score, marker_id, turn = best
+    others = np.max(np.stack(scores), axis=0)
+    others[marker_id] = -1.0
+    margin = score - float(others.max())
+    return marker_id, np.roll(quad, -turn, axis=0).astype(np.float32), score, margin
+
+
+def _rescue(gray: np.ndarray, markers: list[Marker]) -> list[Marker]:
+    """Markers among the squares ArUco rejected, named by their whole pattern (see
+    `RESCUE_MIN_SCORE`), where they complete a pass to three or four markers."""
+    sides = [m.side for m in markers]
+    lo = RESCUE_SIZE[0] * float(np.median(sides)) if sides else 12.0
+    hi = RESCUE_SIZE[1] * float(np.median(sides)) if sides else float(max(gray.shape))
+    p = cv2.aruco.DetectorParameters()
+    p.minMarkerPerimeterRate = max(0.005, round(4 * lo / max(gray.shape[:2]), 4))
+    try:
+        _, _, rejected = cv2.aruco.ArucoDetector(_dictionary(), p).detectMarkers(gray)
+    except cv2.error:
+        return []
+    named: list[Marker] = []
+    for r in rejected:
+        quad = r.reshape(4, 2).astype(np.float32)
+        side = float(np.hypot(*(quad - np.roll(quad, -1, axis=0)).T).mean())
+        if not lo <= side <= hi:
+            continue
+        got = _name_square(gray, quad)
+        if got is None:
+            continue
+        marker_id, corners, score, margin = got
+        if score >= RESCUE_MIN_SCORE and margin >= RESCUE_MARGIN:
+            named = _merge(named, [Marker(marker_id, corners)])
+    out: list[Marker] = []
+    have = _merge(list(markers), [])
+    for m in named:
+        if any(o.id == m.id for o in have):
+            continue  # found already (there, or elsewhere: an ID twice needs its own evidence)
+        corners = {o.corner for o in have if o.group == m.group} | {o.corner for o in named if o.group == m.group}
+        if len(corners) >= 3:
+            out.append(m)
+    return out
 
 
 def _incomplete(markers: list[Marker]) -> bool:

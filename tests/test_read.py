@@ -18,7 +18,16 @@ from hypothesis import strategies as st
 
 from exitscan.identify import SymbolPoints, symbol_points
 from exitscan.read import SPARE_REASON, read_page
-from exitscan.register import Registration, _fit, find_markers, refit, register_page
+from exitscan.register import (
+    Registration,
+    _detect,
+    _fit,
+    _merge,
+    _rescue,
+    find_markers,
+    refit,
+    register_page,
+)
 from exitscan.simulate import Mark, PassMarks, TickMark, make_page
 from exitscan.template import load_template, sheet_layout
 
@@ -435,6 +444,61 @@ def test_a_resolution_hint_too_high_for_a_photos_far_side_loses_no_marker():
     assert len(want) == 16 and max(sides) > 1.1 * min(sides)  # perspective: sizes differ
     hint = 1.4 * float(np.median(sides)) / 8.0  # px/mm that puts the floor at the median marker
     assert {m.id for m in find_markers(g, hint)} == {m.id for m in want}
+
+
+@functools.lru_cache(maxsize=1)
+def _blurred_sheet():
+    faces = ("green", "orange", "red", "green")
+    page = make_page([PassMarks.clear(f) for f in faces], per_page=4, profile="clean", orientation=180, seed=3)
+    # A shaken or out-of-focus photo: 0.42 mm of blur smears the markers' 1.3-mm cells.
+    return page, cv2.GaussianBlur(gray(page), (0, 0), 5.0)
+
+
+def test_blurred_markers_arucos_bits_cannot_read_are_named_by_their_pattern():
+    page, g = _blurred_sheet()
+    aruco = _merge(_detect(g, reduced=False), _detect(cv2.GaussianBlur(g, (0, 0), 0.8), reduced=False))
+    per_pass = [sum(1 for m in aruco if m.group == k) for k in range(4)]
+    assert min(per_pass) < 3  # ArUco alone leaves a pass unregistrable (the case to cover)
+    found = find_markers(g)
+    assert sorted(m.id for m in found) == list(range(16))
+    truth = {m.id: m for m in find_markers(gray(page))}  # the sharp page: ArUco reads them all
+    for m in found:
+        # Named in the right turn: the same corner first (the blur moves a corner ~1 px).
+        assert np.abs(m.corners - truth[m.id].corners).max() < 4.0, m.id
+    res = read_page(g, "blurred.png", 1)
+    assert not res.problems and len(res.passes) == 4
+    assert_right_or_review(res, page.truth)
+
+
+def test_squares_that_are_no_marker_are_never_named():
+    """Only a square that clearly matches one marker, beside the markers of its own pass, is
+    named: a page of QR codes and boxes gets none, and one pass's lone marker stays alone."""
+    _, g = _blurred_sheet()
+    found = find_markers(g)
+    # Paint out three markers of pass 0: its last one cannot make a pass, named or not.
+    img = g.copy()
+    for m in found:
+        if m.group == 0 and m.corner != 0:
+            c = m.corners
+            x0, y0 = np.floor(c.min(axis=0)).astype(int) - 6
+            x1, y1 = np.ceil(c.max(axis=0)).astype(int) + 6
+            img[max(0, y0) : y1, max(0, x0) : x1] = 255
+    res = read_page(img, "three-gone.png", 1)
+    assert {p.code.serial for p in res.passes if p.code is not None} == {1, 2, 3}
+    assert not any(m.group == 0 and m.corner != 0 for m in find_markers(img))
+    # Squares and a QR code, no marker anywhere: nothing is named.
+    junk = np.full((1200, 1600), 255, np.uint8)
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        x, y, s = int(rng.integers(50, 1450)), int(rng.integers(50, 1050)), int(rng.integers(30, 90))
+        cv2.rectangle(junk, (x, y), (x + s, y + s), 0, int(rng.integers(3, 12)))
+        inner = rng.random((4, 4)) < 0.5
+        cell = s // 6
+        for (i, j) in zip(*np.nonzero(inner)):
+            junk[y + cell * (i + 1) : y + cell * (i + 2), x + cell * (j + 1) : x + cell * (j + 2)] = 0
+    junk = cv2.GaussianBlur(junk, (0, 0), 3.0)
+    named = _rescue(junk, [])
+    assert named == []
 
 
 def test_a_shadow_across_a_face_is_not_taken_for_a_mark():
