@@ -119,7 +119,7 @@ class Lexicon:
         (`WordBeamDecoder`): lexicon words (hyphens between), numbers, or symbols alone."""
         for token in text.split():
             core = _CORE.sub("", token)
-            if not core or _NUMBER.fullmatch(core.lower()):
+            if not any(c.isalnum() for c in core) or _NUMBER.fullmatch(core.lower()):
                 continue
             parts = core.split("-")
             if not all(p and "".join(word_key(c) for c in p).rstrip("'") in self for p in parts):
