@@ -20,6 +20,14 @@ A strip read with a middling score (below `SECOND_LOOK_SCORE`: blurred, bold or 
 gets a second look at other proportions (`SECOND_LOOKS`: squashed, widened); the reading with the
 best score is kept, and a second look never makes a draft trusted.
 
+The recognition model's output is decoded with a word prior (`exitscan.ocr.ctc`: a CTC beam
+search that charges a word missing from Debian's British English list, ``wbritish``), in place of
+rapidocr's greedy decoding: a letter the model half-read wrong inside a word is put right when
+the word's spelling had nearly as much of the model's probability; a misspelling it read clearly
+stays. Drafts for other languages, or without the word list, are decoded greedily as before.
+A draft read so whose every token is a known word or a number is trusted from
+`TRUSTED_SCORE_KNOWN`; any other from `TRUSTED_SCORE`.
+
 onnxruntime runs one thread per model (``intra_op_num_threads=1``): exitscan's worker
 processes already use every core. The models load once per worker (``exitscan.ocr.worker_engine``);
 detection only if a crop ever needs it.
