@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 with_tests=0
 [ "${1:-}" = "--test" ] && with_tests=1
 
-# Debian packages: Tesseract (OCR) with English, fonts for pupil names in any script.
-apt_pkgs=(tesseract-ocr tesseract-ocr-eng fonts-dejavu-core)
+# Debian packages: Tesseract (OCR) with English, fonts for pupil names in any script, and the
+# British English word list (wbritish: /usr/share/dict/british-english) that RapidOCR's drafts
+# are decoded against (exitscan.ocr.ctc).
+apt_pkgs=(tesseract-ocr tesseract-ocr-eng fonts-dejavu-core wbritish)
 if [ "$with_tests" = 1 ]; then
   # The scan simulator writes next steps in handwriting-like fonts.
   apt_pkgs+=(fonts-dkg-handwriting fonts-breip fonts-sjfonts fonts-comic-neue)

@@ -20,6 +20,14 @@ A strip read with a middling score (below `SECOND_LOOK_SCORE`: blurred, bold or 
 gets a second look at other proportions (`SECOND_LOOKS`: squashed, widened); the reading with the
 best score is kept, and a second look never makes a draft trusted.
 
+The recognition model's output is decoded with a word prior (`exitscan.ocr.ctc`: a CTC beam
+search that charges a word missing from Debian's British English list, ``wbritish``), in place of
+rapidocr's greedy decoding: a letter the model half-read wrong inside a word is put right when
+the word's spelling had nearly as much of the model's probability; a misspelling it read clearly
+stays. Drafts for other languages, or without the word list, are decoded greedily as before.
+A draft read so whose every token is a known word or a number is trusted from
+`TRUSTED_SCORE_KNOWN`; any other from `TRUSTED_SCORE`.
+
 onnxruntime runs one thread per model (``intra_op_num_threads=1``): exitscan's worker
 processes already use every core. The models load once per worker (``exitscan.ocr.worker_engine``);
 detection only if a crop ever needs it.
@@ -49,6 +57,7 @@ import cv2
 import numpy as np
 
 from exitscan.ocr.base import OcrFailed, OcrText, OcrUnavailable, calibrated
+from exitscan.ocr.ctc import Lexicon, WordBeamDecoder, WordBeamSettings
 
 #: The pip requirements of this engine (also the ``ocr`` extra in pyproject.toml).
 REQUIREMENTS = ('"rapidocr>=3.10"', '"onnxruntime>=1.20"')
@@ -72,6 +81,14 @@ FULLER = 0.5
 #: trusted (`exitscan.ocr.calibrated` maps it to 0.8). Fitted on benchmarks/ocr.py crops of every
 #: profile, seed 11: drafts >= 0.98 had 1.4% CER (22% of drafts); checked on seed 12: 1.3% (28%).
 TRUSTED_SCORE = 0.98
+#: The same for a draft read with the word prior (`exitscan.ocr.ctc`) whose every token is a
+#: known word or a number (`Lexicon.knows`). Fitted on benchmarks/ocr.py crops of every profile,
+#: seeds 11 and 12 (the decoder's settings chosen first, on the same seeds): drafts >= 0.95 had
+#: 1.0% CER (49% of drafts), >= 0.93 1.3%; drafts holding an unknown word keep `TRUSTED_SCORE`.
+TRUSTED_SCORE_KNOWN = 0.95
+#: The word prior's settings (`exitscan.ocr.ctc`); its cost of an unknown word was chosen on
+#: benchmarks/ocr.py seeds 11 and 12 (see WordBeamSettings.oov_cost).
+WORD_SETTINGS = WordBeamSettings()
 #: Ink: a pixel darker than this (crops are contrast-stretched, paper 255).
 INK_LEVEL = 160
 
@@ -218,12 +235,14 @@ def line_strips(image: np.ndarray, lines: int = 0) -> tuple[list[np.ndarray], bo
     return strips, sure
 
 
-def calibrate(score: float, dropped: float = 0.0) -> float:
+def calibrate(score: float, dropped: float = 0.0, known: bool = False) -> float:
     """A confidence (0-1) from RapidOCR's recognition score (the mean character probability
-    of the weakest line; `TRUSTED_SCORE` becomes 0.8). A draft that lost characters foreign to
+    of the weakest line; `TRUSTED_SCORE` becomes 0.8, or `TRUSTED_SCORE_KNOWN` when ``known``:
+    read with the word prior, every token a known word or a number). A draft that lost characters foreign to
     its language (CJK read into English writing) was misread there: each costs 5x its share
     (a cautious rule, not fitted: such drafts are rare on the simulator)."""
-    return round(max(0.0, calibrated(score, TRUSTED_SCORE) - 5.0 * dropped), 3)
+    trusted_at = TRUSTED_SCORE_KNOWN if known else TRUSTED_SCORE
+    return round(max(0.0, calibrated(score, trusted_at) - 5.0 * dropped), 3)
 
 
 # --------------------------------------------------------------------------- the engine
@@ -268,7 +287,8 @@ class RapidOcrEngine:
 
     name = "rapidocr"
 
-    def __init__(self, lang: str = "eng", timeout_s: float = 10.0, threads: int = 1):
+    def __init__(self, lang: str = "eng", timeout_s: float = 10.0, threads: int = 1,
+                 lexicon: Lexicon | None | bool = True, word_settings: WordBeamSettings = WORD_SETTINGS):
         self.script = Script.for_lang(lang)
         self.lang = lang
         self.timeout_s = float(timeout_s)
@@ -306,6 +326,10 @@ class RapidOcrEngine:
             self._ocr(np.full((48, 96, 3), 255, np.uint8), use_det=False, use_cls=False)
         except Exception as e:  # noqa: BLE001 - whatever a broken install raises
             raise OcrUnavailable(f"RapidOCR {self.version} does not start ({type(e).__name__}: {e}); reinstall it: {install_line()}") from None
+        if lexicon is True:
+            lexicon = Lexicon.system() if self.script.ascii_only else None
+        self.decoding = _use_word_decoder(self._ocr, lexicon or None, word_settings)
+        self.lexicon = lexicon if self.decoding != "greedy" else None
 
     # -- one crop ----------------------------------------------------------------------
 
@@ -369,7 +393,8 @@ class RapidOcrEngine:
         texts, scores = best_reading(readings)
         raw = " ".join(t.strip() for t in texts if t.strip())
         text, dropped = clean_text(raw, self.script)
-        conf = calibrate(min(scores), dropped) if (text and scores) else 0.0
+        known = self.lexicon is not None and self.lexicon.knows(text)
+        conf = calibrate(min(scores), dropped, known) if (text and scores) else 0.0
         return OcrText(text, conf, time.perf_counter() - start)
 
     def close(self) -> None:
@@ -377,6 +402,36 @@ class RapidOcrEngine:
 
     def __repr__(self) -> str:
         return f"RapidOcrEngine(lang={self.lang!r}, version={self.version!r}, {self.runtime})"
+
+
+class _WordDecode:
+    """Stands in for rapidocr's CTC decoder (``TextRecognizer.postprocess_op``, called with the
+    model's (batch, T, C) probabilities): each line decoded by a `WordBeamDecoder`."""
+
+    def __init__(self, original, decoder: WordBeamDecoder):
+        self.original = original
+        self.decoder = decoder
+        self.character = original.character
+
+    def __call__(self, preds: np.ndarray, return_word_box: bool = False, **kwargs):
+        if return_word_box:  # word boxes: exitscan never asks; rapidocr's own decoder has them
+            return self.original(preds, return_word_box, **kwargs)
+        return [self.decoder(p) for p in preds], []
+
+
+def _use_word_decoder(ocr, lexicon: Lexicon | None, settings: WordBeamSettings) -> str:
+    """Put a `WordBeamDecoder` in place of rapidocr's greedy CTC decoding; says which is used.
+
+    Greedy stays when there is no word list (or the language is not English) and when this
+    rapidocr's recogniser does not look as 3.10's does (no ``text_rec.postprocess_op`` with
+    its alphabet): the reading is then what rapidocr gives by itself."""
+    rec = getattr(ocr, "text_rec", None)
+    op = getattr(rec, "postprocess_op", None)
+    chars = getattr(op, "character", None)
+    if lexicon is None or not chars or not callable(op):
+        return "greedy"
+    rec.postprocess_op = _WordDecode(op, WordBeamDecoder(chars, lexicon, settings))
+    return f"word beam ({len(lexicon)} words)"
 
 
 def resized(strip: np.ndarray, fx: float, fy: float) -> np.ndarray:
