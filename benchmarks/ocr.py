@@ -10,7 +10,9 @@ scans of passes where *every* writer has the per-letter jitter of size, position
 
 - written found / missed / false: the crop's "anything written?" against the truth;
 - CER: character error rate of ``next_step_text`` (edits / truth length; a missed or empty
-  draft counts 1.0), over the passes that wrote something; exact: drafts right to the letter;
+  draft counts 1.0, and so does a pass that was never found or whose code was not read: its
+  sentence reached nobody; counted among the missed), over the passes that wrote something;
+  exact: drafts right to the letter;
 - trusted: drafts at or above ``exitscan.ocr.LOW_CONFIDENCE``, and their CER (the ones a
   teacher may read without the crop);
 - snapped right / wrong: `exitscan.nextsteps.best_match` against the simulator's own list of
@@ -83,13 +85,20 @@ def _key(lesson_key: str, student_id: str, serial: int) -> tuple[str, str]:
 def evaluate(truth: dict, passes) -> dict:
     """Compare the next steps read with the truth's sentences."""
     by_key = {_key(p.code.lesson_key, p.code.student_id, p.code.serial): p for p in passes if p.code is not None}
-    n = dict.fromkeys(("passes", "written", "found", "missed", "false_written", "exact", "trusted", "snapped_right", "snapped_wrong"), 0)
+    n = dict.fromkeys(
+        ("passes", "written", "found", "missed", "not_found", "false_written", "exact", "trusted", "snapped_right", "snapped_wrong"), 0
+    )
     errors, trusted_errors, ms, examples = [], [], [], []
     for f in truth["files"]:
         for page in f["pages"]:
             for t in page["passes"]:
                 r = by_key.get(_key(t["lesson_key"], t["student_id"], t["serial"]))
                 if r is None:
+                    if t["next_step"]:  # a pass never found (or its code unread): its sentence is lost
+                        n["written"] += 1
+                        n["missed"] += 1
+                        n["not_found"] += 1
+                        errors.append(1.0)
                     continue
                 n["passes"] += 1
                 want = t["next_step"]
