@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from exitscan import payload, qrdecode
-from exitscan.register import Registration, warp
+from exitscan.register import Registration, _peak, warp
 from exitscan.template import Template
 
 #: Margin around the code's box (mm) so the finder patterns are never cut by a small error.
@@ -143,17 +143,8 @@ def _match(
     window = crop[y0 : y0 + side + 2 * pad, x0 : x0 + side + 2 * pad]
     if min(window.shape) < side:
         return where, -1.0
-    scores = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
-    r, c = np.unravel_index(int(np.argmax(scores)), scores.shape)
-    best = float(scores[r, c])
-
-    def vertex(a: float, b: float) -> float:  # the peak of a parabola through a, best, b
-        d = a - 2 * best + b
-        return 0.5 * (a - b) / d if d < 0 else 0.0
-
-    dr = vertex(scores[r - 1, c], scores[r + 1, c]) if 0 < r < scores.shape[0] - 1 else 0.0
-    dc = vertex(scores[r, c - 1], scores[r, c + 1]) if 0 < c < scores.shape[1] - 1 else 0.0
-    return np.array([x0 + c + dc + (side - 1) / 2, y0 + r + dr + (side - 1) / 2]), best
+    c, r, best = _peak(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED))
+    return np.array([x0 + c + (side - 1) / 2, y0 + r + (side - 1) / 2]), best
 
 
 @dataclass(frozen=True)
