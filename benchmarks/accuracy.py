@@ -15,7 +15,9 @@ Clear passes (one clear mark per row, named pupil) should be accepted automatica
 black-and-white (1-bit) scan a mark in a pen lighter than the copier's cut-off (an orange
 felt tip) may not be in the scan at all: no reader can accept it, and ours flags it ("a
 light-coloured pen may not show, look at the paper"). Such passes are counted among the
-clear ones, and also left out in a second figure, "clear accepted (legible)".
+clear ones, and also left out in a second figure, "clear accepted (legible)". Where such a
+pen's mark vanished and left another face's as the only one, the reading is silently wrong
+and counted so; the table says how many of those had a mark in a pen the scan can drop.
 
 Also: the share of clear passes (one clear mark, named pupil) accepted automatically, the
 share of pass codes read, and every input page accounted for. Prints a markdown table and
@@ -78,7 +80,7 @@ def evaluate(truth: dict, batch) -> dict:
     unidentified = [p for p in batch.passes if p.code is None]
     counts = dict.fromkeys(
         ("passes", "accepted_right", "flagged", "silently_wrong", "missing", "clear", "clear_accepted",
-         "clear_legible", "clear_legible_accepted", "codes_read"),
+         "clear_legible", "clear_legible_accepted", "codes_read", "silently_wrong_lost"),
         0,
     )
     wrong_examples, missing_examples = [], []
@@ -117,6 +119,8 @@ def evaluate(truth: dict, batch) -> dict:
                     counts["clear_legible_accepted"] += legible
                 else:
                     counts["silently_wrong"] += 1
+                    # A light pen a 1-bit scan can drop: the answer may not be in the file at all.
+                    counts["silently_wrong_lost"] += not _legible(page, t["marks"])
                     wrong_examples.append(
                         f"{f['file']} p{page['page']} serial {t['serial']}: truth {t['rating']} "
                         f"{t.get('criteria') or ''} ({t['case']}, {t['marks']}) read {r.rating} {r.row_ratings} {r.scores}"
@@ -181,8 +185,11 @@ def table(results: list[dict]) -> str:
             f"({100 * c['clear_legible_accepted'] / max(c['clear_legible'], 1):.1f}%)"
         )
         codes = f"{100 * c['codes_read'] / max(c['passes'], 1):.1f}%"
+        wrong = f"{c['silently_wrong']}"
+        if c.get("silently_wrong_lost"):
+            wrong += f" ({c['silently_wrong_lost']} with a light pen the 1-bit scan dropped)"
         lines.append(
-            f"| {r['profile']} | {c['passes']} | {c['accepted_right']} | {c['flagged']} | {c['silently_wrong']} | "
+            f"| {r['profile']} | {c['passes']} | {c['accepted_right']} | {c['flagged']} | {wrong} | "
             f"{c['missing']} | {clear} | {codes} | {c['pages_accounted']}/{c['pages']} |"
         )
     return "\n".join(lines)

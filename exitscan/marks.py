@@ -256,7 +256,9 @@ def _fill_calibration(norm: np.ndarray, ref: Reference, row: RatingRow, row_inde
     known.sort()  # (three values at most: np.median's overhead is most of a row's calibration)
     mid = len(known) // 2
     median = (known[mid] if len(known) % 2 else (known[mid - 1] + known[mid]) / 2) if known else 1.0
-    return [median if r is None else max(r, median) for r in ratios], ratios
+    # (Floored: with two faces coloured solid black the median is 0, and inf * 0 outside a face
+    # is NaN. The row is `_coloured_in` then, whatever its faces score.)
+    return [max(median if r is None else max(r, median), 0.01) for r in ratios], ratios
 
 
 def _coloured_in(ratios: list[float | None]) -> list[int]:
@@ -357,9 +359,27 @@ def is_bilevel(img: np.ndarray) -> bool:
     return bool(hist[:40].sum() + hist[216:].sum() > 0.97 * img.size)
 
 
+#: Per template and scale: the bare-paper mask, and 1 / its blur (see `smoothed`).
+_BARE: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = {}
+
+
 def smoothed(norm: np.ndarray, ref: Reference) -> np.ndarray:
-    """``norm`` blurred over ~0.5 mm: a dithered tint becomes the grey it stands for."""
-    return cv2.GaussianBlur(norm, (0, 0), 0.5 * ref.px_per_mm)
+    """``norm`` blurred over ~0.5 mm, the print left out: a dithered tint becomes the grey it
+    stands for, and the black print beside it does not.
+
+    A plain blur spread a face's black mouth and eyes ~1 mm into its tint, past the print
+    mask, where the halo read as ink: a pencil tick on green came out "also a smaller mark
+    near orange" on 1-bit scans. Only unprinted pixels are averaged here (a blur of the
+    paper-only image divided by the blur of the paper mask)."""
+    sigma = 0.5 * ref.px_per_mm
+    key = (ref.template.name, ref.px_per_mm)
+    if key not in _BARE:
+        bare = (~ref.printed).astype(np.float32)
+        # Deep inside thick print no bare pixel is near (weight ~0): print is never ink anyway.
+        weight = np.maximum(cv2.GaussianBlur(bare, (0, 0), sigma), 0.05)
+        _BARE[key] = (bare, 1.0 / weight)
+    bare, inverse = _BARE[key]
+    return cv2.GaussianBlur(norm * bare, (0, 0), sigma) * inverse
 
 
 def read_row(

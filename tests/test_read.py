@@ -418,6 +418,30 @@ def test_a_faint_second_mark_beside_a_clear_one_is_never_ignored():
     assert not got.confident and "smaller mark near orange" in got.reason
 
 
+@pytest.mark.parametrize("cut", [0.5, 0.6, 0.7])
+def test_on_a_1_bit_scan_the_print_is_never_taken_for_a_mark(cut):
+    """A black-and-white copier's print comes out a pixel fatter than the blank rendering's.
+    Smoothed to read the dithered tints, the faces' black eyes and mouths once spread past the
+    print mask as ink: a tick on green read "also a smaller mark near orange", a blank pass
+    "more than one face marked"."""
+    from exitscan.marks import MARKED_MM2, read_row, smoothed
+
+    t = load_template("classic")
+    row = t.ratings[0]
+    _, ref = _blank_norm("classic")
+    scan = np.where(ref.lum < cut, 0.0, 1.0).astype(np.float32)
+    scan = cv2.erode(scan, np.ones((3, 3), np.uint8))  # the print one pixel fatter all round
+    got = read_row(scan, ref, row, 0, smoothed(scan, ref))
+    assert [s.ink_mm2 for s in got.scores] == [0.0, 0.0, 0.0], got.scores
+    assert got.rating == "none"
+    green = row.faces[0]
+    for dx in (-0.5, 0.0, 0.5):  # a pencil tick beside green, black in the 1-bit scan
+        _stroke(scan, ref, green, green.radius + 1.5 + dx, 5.0, level=0.0)
+    got = read_row(scan, ref, row, 0, smoothed(scan, ref))
+    assert got.scores[0].ink_mm2 >= MARKED_MM2
+    assert (got.rating, got.confident) == ("green", True), got
+
+
 def test_a_resolution_hint_passes_over_small_squares_but_never_a_marker():
     """The scan's resolution, when the file gives it, keeps the QR code's finder squares out of
     the marker search on the reduced copy; a wrong hint costs time, never a marker."""
