@@ -26,6 +26,7 @@ from exitscan.export import atomic_write_bytes, crop_name, write_problems_csv, w
 from exitscan.load import LoadProblem, ScanFile, discover, load_page, page_count
 from exitscan.ocr import OcrOptions, OcrUnavailable, resolve, worker_engine
 from exitscan.read import PageResult, PassResult, Problem, read_page
+from exitscan.sharpness import BLURRED_MM
 from exitscan.workbook import write_workbook
 
 #: Said once when pages were scanned in black and white: what the reader cannot see, it cannot flag.
@@ -33,6 +34,14 @@ BILEVEL_WARNING = (
     "{n} page{s} scanned in black and white (1-bit): a light-coloured pen (an orange or yellow felt "
     "tip) can vanish from such a scan entirely, and a pass with one of two marks gone looks like a "
     "clear answer. Scan in greyscale or colour to be sure."
+)
+
+#: Said once when photos were blurred (`exitscan.sharpness`): the drafts of their handwriting
+#: are poor, and only a better photo mends that.
+BLURRED_WARNING = (
+    "{n} page{s} blurred ({where}): handwriting on {them} is too smeared for good typed drafts. "
+    "Check those drafts against the pictures, or retake the photo holding the phone still (or scan "
+    "on the copier)."
 )
 
 
@@ -306,10 +315,13 @@ def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None =
     ocr_failed: dict[str, list[str]] = {}
     seen: dict[tuple[str, str], PassResult] = {}
     bilevel_pages = 0
+    blurred: list[str] = []
     work = [(f, i, opts.debug is not None, ocr) for f, i in tasks]
     for done, res in enumerate(_results(work, jobs), start=1):
         batch.problems.extend(res.problems)
         bilevel_pages += res.bilevel and bool(res.passes)
+        if res.passes and res.blur_mm is not None and res.blur_mm >= BLURRED_MM:
+            blurred.append(f"{res.source} page {res.page}")
         if res.debug_png and opts.debug is not None:
             from exitscan.export import safe_stem
 
@@ -349,6 +361,10 @@ def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None =
     batch.warnings.extend(_ocr_warnings(ocr_failed, batch.passes, opts.out))
     if bilevel_pages:
         batch.warnings.append(BILEVEL_WARNING.format(n=bilevel_pages, s="s were" if bilevel_pages > 1 else " was"))
+    if blurred:
+        where = ", ".join(blurred[:5]) + (f" and {len(blurred) - 5} more" if len(blurred) > 5 else "")
+        many = len(blurred) > 1
+        batch.warnings.append(BLURRED_WARNING.format(n=len(blurred), s="s were" if many else " was", where=where, them="them" if many else "it"))
     write_results_csv(opts.out / "results.csv", batch.passes, batch.images)
     write_problems_csv(opts.out / "problems.csv", batch.problems)
     _write_workbook(opts.out, batch)

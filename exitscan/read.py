@@ -40,6 +40,7 @@ from exitscan.register import (
     register_page,
     warp,
 )
+from exitscan.sharpness import page_blur_mm
 from exitscan.template import (
     CORNERS,
     FACE_NAMES,
@@ -110,6 +111,7 @@ class PageResult:
     seconds: float
     debug_png: bytes = b""
     bilevel: bool = False  # a black-and-white (1-bit) scan, where light-coloured pens can vanish
+    blur_mm: float | None = None  # the markers' blur (`exitscan.sharpness`), measured when drafting text
 
 
 _SEVERITY = {"green": 0, "orange": 1, "red": 2}
@@ -366,8 +368,10 @@ def read_page(
                     "(if it is, rescan it: the four black corner squares must be visible)",
                 )
             )
+    # How smeared the page is decides how good its drafts can be (~1 ms: only when drafting).
+    blur = page_blur_mm(gray, markers, classic.marker_size) if (ocr is not None and regs) else None
     dbg = _debug_image(gray, regs, incomplete, results) if debug else b""
-    return PageResult(source, page, tuple(results), tuple(problems), time.perf_counter() - start, dbg, bilevel)
+    return PageResult(source, page, tuple(results), tuple(problems), time.perf_counter() - start, dbg, bilevel, blur)
 
 
 __all__ = ["FACE_NAMES", "PageResult", "PassResult", "Problem", "read_page"]

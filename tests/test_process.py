@@ -270,3 +270,23 @@ def test_black_and_white_scans_are_named_in_the_summary_and_the_workbook(tmp_pat
     assert notes[0] in wb["Next lesson"]["A2"].value
     grey_only = run_batch(ProcessOptions((scans / "grey.png",), tmp_path / "out2", jobs=1))
     assert not any("black and white" in w for w in grey_only.warnings)
+
+
+def test_blurred_photos_are_named_when_their_handwriting_is_drafted(tmp_path, passes_pdf):
+    """A shaken photo's handwriting can't be drafted well, whatever the engine: the teacher is
+    told which pages, so as to check those drafts or retake the photo."""
+    from exitscan.ocr import OcrOptions
+
+    page = _render(passes_pdf, dpi=150)[0]
+    px_per_mm = 150 / 25.4
+    for name, img in (("sharp", page), ("shaken", cv2.GaussianBlur(page, (0, 0), 0.45 * px_per_mm))):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / f"{name}.png"), img)
+    with_drafts = OcrOptions(engine="tesseract")
+    batch = run_batch(ProcessOptions((tmp_path / "shaken",), tmp_path / "out", jobs=1, ocr=with_drafts))
+    assert len(batch.passes) == 4  # three pupils and a spare: read all the same
+    notes = [w for w in batch.warnings if "blurred" in w]
+    assert len(notes) == 1 and notes[0].startswith("1 page was blurred (shaken.png page 1)"), batch.warnings
+    sharp = run_batch(ProcessOptions((tmp_path / "sharp",), tmp_path / "out2", jobs=1, ocr=with_drafts))
+    assert len(sharp.passes) == 4
+    assert not any("blurred" in w for w in sharp.warnings), sharp.warnings
