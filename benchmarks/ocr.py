@@ -82,15 +82,19 @@ def _key(lesson_key: str, student_id: str, serial: int) -> tuple[str, str]:
     return (lesson_key, student_id if student_id else f"spare#{serial}")
 
 
-def evaluate(truth: dict, passes) -> dict:
-    """Compare the next steps read with the truth's sentences."""
+def evaluate(truth: dict, passes, blurred: frozenset[tuple[str, int]] = frozenset()) -> dict:
+    """Compare the next steps read with the truth's sentences. ``blurred``: the (file, page)s
+    the batch named as blurred photos; the CER is also given without them (``cer_sharp``)."""
     by_key = {_key(p.code.lesson_key, p.code.student_id, p.code.serial): p for p in passes if p.code is not None}
     n = dict.fromkeys(
         ("passes", "written", "found", "missed", "not_found", "false_written", "exact", "trusted", "snapped_right", "snapped_wrong"), 0
     )
     errors, trusted_errors, ms, examples = [], [], [], []
+    sharp: list[float] = []  # the errors of passes on pages not named blurred
     for f in truth["files"]:
         for page in f["pages"]:
+            named_blurred = (f.get("file"), page.get("page")) in blurred
+            before = len(errors)
             for t in page["passes"]:
                 r = by_key.get(_key(t["lesson_key"], t["student_id"], t["serial"]))
                 if r is None:
@@ -124,10 +128,14 @@ def evaluate(truth: dict, passes) -> dict:
                     n["snapped_right" if right else "snapped_wrong"] += 1
                 if len(examples) < 6 and e > 0:
                     examples.append({"truth": want, "draft": r.next_step_text, "cer": round(e, 3), "confidence": r.next_step_confidence})
+            if not named_blurred:
+                sharp.extend(errors[before:])
     return {
         **n,
         "cer": round(float(np.mean(errors)), 3) if errors else None,
         "cer_median": round(float(np.median(errors)), 3) if errors else None,
+        "cer_sharp": round(float(np.mean(sharp)), 3) if sharp else None,
+        "written_blurred": len(errors) - len(sharp),
         "cer_trusted": round(float(np.mean(trusted_errors)), 3) if trusted_errors else None,
         "ms_per_crop": round(float(np.mean(ms)), 1) if ms else None,
         "ms_per_crop_p90": round(float(np.percentile(ms, 90)), 1) if ms else None,
@@ -163,7 +171,8 @@ def run_profile(profile: str, passes: int, seed: int, jobs: int, work: Path, eng
     out = []
     for name, label in engines:
         batch = run_batch(ProcessOptions((scans,), work / f"out-{profile}-{name}", jobs=jobs, ocr=OcrOptions(engine=name)))
-        out.append({"profile": profile, "engine": label, **evaluate(truth, batch.passes), "warnings": batch.warnings})
+        blurred = frozenset(batch.blurred)
+        out.append({"profile": profile, "engine": label, **evaluate(truth, batch.passes, blurred), "warnings": batch.warnings})
     return out
 
 
@@ -231,14 +240,18 @@ def run_speed(passes: int, seed: int, jobs: int, work: Path, engines: list[tuple
 
 
 def table(results: list[dict]) -> str:
-    head = "| profile | engine | written | found / missed / false | CER | median | exact | trusted (CER) | snapped right / wrong | ms/crop |"
-    rows = [head, "|" + "---|" * 10]
+    head = (
+        "| profile | engine | written | found / missed / false | CER | median | exact | trusted (CER) | "
+        "snapped right / wrong | ms/crop | CER without blurred pages (written on them) |"
+    )
+    rows = [head, "|" + "---|" * 11]
     for r in results:
         trusted = f"{r['trusted']} ({r['cer_trusted']})" if r["trusted"] else "0"
         exact = f"{r['exact']} ({100 * r['exact'] / r['written']:.0f}%)" if r["written"] else "0"
         rows.append(
             f"| {r['profile']} | {r['engine']} | {r['written']} | {r['found']} / {r['missed']} / {r['false_written']} | {r['cer']} | "
-            f"{r['cer_median']} | {exact} | {trusted} | {r['snapped_right']} / {r['snapped_wrong']} | {r['ms_per_crop']} |"
+            f"{r['cer_median']} | {exact} | {trusted} | {r['snapped_right']} / {r['snapped_wrong']} | {r['ms_per_crop']} | "
+            f"{r['cer_sharp']} ({r['written_blurred']}) |"
         )
     return "\n".join(rows)
 

@@ -64,6 +64,7 @@ class BatchResult:
     files: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)  # said once each, e.g. "Tesseract is not installed"
+    blurred: list[tuple[str, int]] = field(default_factory=list)  # (source, page) named in the blur warning
 
     @property
     def to_review(self) -> int:
@@ -315,13 +316,12 @@ def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None =
     ocr_failed: dict[str, list[str]] = {}
     seen: dict[tuple[str, str], PassResult] = {}
     bilevel_pages = 0
-    blurred: list[str] = []
     work = [(f, i, opts.debug is not None, ocr) for f, i in tasks]
     for done, res in enumerate(_results(work, jobs), start=1):
         batch.problems.extend(res.problems)
         bilevel_pages += res.bilevel and bool(res.passes)
         if res.passes and res.blur_mm is not None and res.blur_mm >= BLURRED_MM:
-            blurred.append(f"{res.source} page {res.page}")
+            batch.blurred.append((res.source, res.page))
         if res.debug_png and opts.debug is not None:
             from exitscan.export import safe_stem
 
@@ -361,10 +361,11 @@ def run_batch(opts: ProcessOptions, on_page: Callable[[int, int], None] | None =
     batch.warnings.extend(_ocr_warnings(ocr_failed, batch.passes, opts.out))
     if bilevel_pages:
         batch.warnings.append(BILEVEL_WARNING.format(n=bilevel_pages, s="s were" if bilevel_pages > 1 else " was"))
-    if blurred:
-        where = ", ".join(blurred[:5]) + (f" and {len(blurred) - 5} more" if len(blurred) > 5 else "")
-        many = len(blurred) > 1
-        batch.warnings.append(BLURRED_WARNING.format(n=len(blurred), s="s were" if many else " was", where=where, them="them" if many else "it"))
+    if batch.blurred:
+        named = [f"{source} page {page}" for source, page in batch.blurred]
+        where = ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
+        many = len(named) > 1
+        batch.warnings.append(BLURRED_WARNING.format(n=len(named), s="s were" if many else " was", where=where, them="them" if many else "it"))
     write_results_csv(opts.out / "results.csv", batch.passes, batch.images)
     write_problems_csv(opts.out / "problems.csv", batch.problems)
     _write_workbook(opts.out, batch)
