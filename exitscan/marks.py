@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -157,13 +158,27 @@ def ink_map(pass_img: np.ndarray, ref: Reference, region: tuple[int, int, int, i
     env = cv2.dilate(paper, np.ones((5, 5), np.uint8))
     known = (env > 0).astype(np.float32)
     if not known.all():  # far from any bare paper: carry the envelope in from around
-        fill = cv2.GaussianBlur(env, (0, 0), 6.0) / np.maximum(cv2.GaussianBlur(known, (0, 0), 6.0), 1e-3)
+        fill = cv2.GaussianBlur(env, (0, 0), 6.0) / _spread_weights(np.packbits(known > 0).tobytes(), known.shape)
         env = np.where(known > 0, env, fill)
         if not (known > 0).any():
             env = np.full_like(env, float(np.percentile(pass_img, 95)))
     bg = cv2.GaussianBlur(env, (0, 0), 1.5)
     bg = cv2.resize(np.maximum(bg, 8.0), (w, h), interpolation=cv2.INTER_LINEAR)
     return cv2.divide(pass_img, bg, dtype=cv2.CV_32F)
+
+
+@lru_cache(maxsize=16)
+def _spread_weights(known_bits: bytes, shape: tuple[int, int]) -> np.ndarray:
+    """The weights `ink_map` carries the paper's envelope in with: where paper is known
+    (``known_bits``: np.packbits of the (rows, cols) bool map), blurred, floored at 1e-3.
+
+    Where paper is known is the template's bare paper on nearly every pass (unless a whole
+    cell of it reads black), so this blur is made once per template and region, not per pass.
+    """
+    known = np.unpackbits(np.frombuffer(known_bits, np.uint8), count=shape[0] * shape[1]).reshape(shape)
+    weights = np.maximum(cv2.GaussianBlur(known.astype(np.float32), (0, 0), 6.0), 1e-3)
+    weights.setflags(write=False)
+    return weights
 
 
 def _zone_slices(zone: Rect, ref: Reference) -> tuple[slice, slice]:
