@@ -201,6 +201,7 @@ class _FaceGeometry:
     angle_bin: np.ndarray  # int: 24 angular sectors around the face's centre
     lum: np.ndarray  # float32: the blank rendering
     printed: np.ndarray  # bool: dark print
+    clear: np.ndarray  # bool: not ``printed`` (where ink can be seen)
     tint: np.ndarray  # bool: the part of ``fill`` printed in a tint (what calibrates it)
     tint_level: float  # the blank rendering's median level over ``tint``
     lum_inside: np.ndarray  # float32: ``lum`` inside the face, +inf outside (paper is 1.0 there)
@@ -235,6 +236,7 @@ def _geometry(ref: Reference, face: Face, row_index: int) -> _FaceGeometry:
             angle_bin=(((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * 24).astype(np.int32) % 24),
             lum=lum,
             printed=printed,
+            clear=~printed,
             tint=tint,
             tint_level=float(np.median(lum[tint])) if tint.any() else 1.0,
             lum_inside=np.where(d < face.radius, lum, np.inf).astype(np.float32),
@@ -311,8 +313,12 @@ def score_face(
         n = np.where(g.inside, smooth[g.ys, g.xs], n)
     s = ref.px_per_mm
     # Expected level: paper is 1.0; inside the face the tinted fill, as printed on this pass.
-    expected = np.minimum(g.lum_inside * fill_k, 1.0)
-    ink = (n < expected * (1.0 - INK_CONTRAST)) & ~g.printed
+    # (In place: each temporary was a pass over the zone, a dozen zones a page.)
+    expected = g.lum_inside * fill_k
+    np.minimum(expected, 1.0, out=expected)
+    expected *= 1.0 - INK_CONTRAST
+    ink = n < expected
+    ink &= g.clear
     # Drop isolated specks (JPEG noise, dust): keep pixels with two inked neighbours. (An
     # integer box sum counts them; filter2D's float kernel took twice the instructions.)
     neighbours = cv2.boxFilter(ink.view(np.uint8), -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
@@ -336,7 +342,7 @@ def _shadow_like(norm: np.ndarray, ref: Reference, face: Face, fill_k: float, ro
     if smooth is not None:
         n = np.where(g.inside, smooth[g.ys, g.xs], n)
     rel = n / np.minimum(g.lum_inside * fill_k, 1.0)
-    ink = (rel < 1.0 - INK_CONTRAST) & ~g.printed
+    ink = (rel < 1.0 - INK_CONTRAST) & g.clear
     if not ink.any() or float(np.median(rel[ink])) < SHADE_DEPTH:
         return False
     tint = rel[g.tint]
