@@ -364,7 +364,7 @@ def _components(ink: np.ndarray, lo: float, hi: float, pr: _Print, px_per_mm: fl
     """Hysteresis components of ``ink`` between ``lo`` and ``hi``, sorted into strokes (at least
     `MIN_STROKE_MM`), small blobs and slivers along a ruled line: (labels, stats, big, small, remnants).
     ``rescue`` > 0: a sliver along a line with a pixel at least this dark is a stroke after all."""
-    weak = (ink > lo).astype(np.uint8)
+    weak = (ink > lo).view(np.uint8)  # (a view: bools are bytes of 0 and 1)
     # (Block-based labelling: its statistics cost 0.2 ms an area, OpenCV's default's 0.6.)
     n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)
     # Hysteresis: a weak component counts only if it holds a clearly dark pixel.
@@ -456,7 +456,8 @@ def _strokes(ink: np.ndarray, sigma: float, pr: _Print, px_per_mm: float, bileve
         # above is unchanged. Components at the relaxed thresholds contain those found above,
         # so the mask is theirs alone.
         sample = ink[::2, ::2]
-        level = float(sample[sample > hi].mean()) if (sample > hi).any() else hi
+        dark = sample[sample > hi]
+        level = float(dark.mean()) if dark.size else hi
         hi2 = min(hi, max(RELAXED_HIGH, RELAXED_FRACTION * level, NOISE_SIGMAS[0] * sigma))
         lo2 = min(lo, max(RELAXED_LOW, NOISE_SIGMAS[1] * sigma))
         if hi2 < hi - 1e-6 or lo2 < lo - 1e-6:
