@@ -343,29 +343,28 @@ def _remove_rules(ink: np.ndarray, pr: _Print, px_per_mm: float) -> tuple[np.nda
 
 def _fill(ink: np.ndarray, mask: np.ndarray, px_per_mm: float) -> np.ndarray:
     """Fill ``mask`` from the pixels around it (normalised convolution): strokes crossing a
-    thin masked band are bridged, a masked label on bare paper becomes paper."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    thin masked band are bridged, a masked label on bare paper becomes paper. ``ink`` is
+    changed in place (and returned); ``mask``: (rows, cols) bool."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    if w == 0:
         return ink
     k = max(3, round(0.9 * px_per_mm)) | 1
-    t, b = max(0, rows[0] - k), min(mask.shape[0], rows[-1] + k + 1)
-    left, right = max(0, cols[0] - k), min(mask.shape[1], cols[-1] + k + 1)
+    t, b = max(0, y - k), min(mask.shape[0], y + h + k)
+    left, right = max(0, x - k), min(mask.shape[1], x + w + k)
     roi = ink[t:b, left:right]
     m = mask[t:b, left:right]
     known = (~m).astype(np.float32)
-    num = cv2.boxFilter(roi * known, -1, (k, k), normalize=False, borderType=cv2.BORDER_REPLICATE)
-    den = cv2.boxFilter(known, -1, (k, k), normalize=False, borderType=cv2.BORDER_REPLICATE)
-    fill = np.where(den > 0.5, num / np.maximum(den, 1e-6), 0.0)
-    out = ink.copy()
-    out[t:b, left:right][m] = fill[m]
-    return out
+    num = cv2.boxFilter(roi * known, -1, (k, k), normalize=False, borderType=cv2.BORDER_REPLICATE)[m]
+    den = cv2.boxFilter(known, -1, (k, k), normalize=False, borderType=cv2.BORDER_REPLICATE)[m]
+    roi[m] = np.where(den > 0.5, num / np.maximum(den, 1e-6), 0.0)
+    return ink
 
 
 def _components(ink: np.ndarray, lo: float, hi: float, pr: _Print, px_per_mm: float, rescue: float = 0.0):
     """Hysteresis components of ``ink`` between ``lo`` and ``hi``, sorted into strokes (at least
     `MIN_STROKE_MM`), small blobs and slivers along a ruled line: (labels, stats, big, small, remnants).
     ``rescue`` > 0: a sliver along a line with a pixel at least this dark is a stroke after all."""
-    weak = (ink > lo).astype(np.uint8)
+    weak = (ink > lo).view(np.uint8)  # (a view: bools are bytes of 0 and 1)
     # (Block-based labelling: its statistics cost 0.2 ms an area, OpenCV's default's 0.6.)
     n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)
     # Hysteresis: a weak component counts only if it holds a clearly dark pixel.
@@ -457,7 +456,8 @@ def _strokes(ink: np.ndarray, sigma: float, pr: _Print, px_per_mm: float, bileve
         # above is unchanged. Components at the relaxed thresholds contain those found above,
         # so the mask is theirs alone.
         sample = ink[::2, ::2]
-        level = float(sample[sample > hi].mean()) if (sample > hi).any() else hi
+        dark = sample[sample > hi]
+        level = float(dark.mean()) if dark.size else hi
         hi2 = min(hi, max(RELAXED_HIGH, RELAXED_FRACTION * level, NOISE_SIGMAS[0] * sigma))
         lo2 = min(lo, max(RELAXED_LOW, NOISE_SIGMAS[1] * sigma))
         if hi2 < hi - 1e-6 or lo2 < lo - 1e-6:
@@ -513,16 +513,26 @@ def _stretch(ink: np.ndarray, mask: np.ndarray, lo: float, px_per_mm: float) -> 
     Each stroke is stretched against the darkest ink near it (within ~1 mm), not only the
     writing's overall level, so a letter pressed lightly comes out as dark as the rest.
     """
-    soft = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    soft = cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8)) > 0
     vals = ink[mask]
     sample = vals[::3]  # (a sample: as good, faster; a selection, not a sort)
     top = max(0.35, float(np.partition(sample, (sample.size - 1) * 9 // 10)[(sample.size - 1) * 9 // 10])) if sample.size else 1.0
     base = lo * 0.5
     k = max(3, round(LOCAL_PEAK_MM * px_per_mm) | 1)
-    peak = cv2.dilate(np.where(mask, ink, 0.0).astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    v = np.clip((ink - base) / np.maximum(np.minimum(peak, top) - base, LOCAL_PEAK_FLOOR), 0.0, 1.0)
+    peak = cv2.dilate(np.where(mask, ink, np.float32(0.0)), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    # v = clip((ink - base) / max(min(peak, top) - base, floor), 0, 1), then 255 - 255 v + 0.5:
+    # in place, step by step (the same arithmetic; each temporary was a pass over the crop).
+    den = np.minimum(peak, top, out=peak)
+    den -= base
+    np.maximum(den, LOCAL_PEAK_FLOOR, out=den)
+    v = ink - base
+    v /= den
+    np.clip(v, 0.0, 1.0, out=v)
     v[~soft] = 0.0
-    return (255.0 - 255.0 * v + 0.5).astype(np.uint8)
+    np.multiply(v, 255.0, out=v)
+    np.subtract(255.0, v, out=v)
+    v += 0.5
+    return v.astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- the step
@@ -573,7 +583,7 @@ def _writing(ink_box: np.ndarray, sigma: float, pr: _Print, p: float, widen: boo
     other = pr.other
     if widen:  # bridging spread the print a little wider
         other = cv2.dilate(other.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    ink = _fill(ink, solid | other, p)
+    ink = _fill(ink, solid | other, p)  # (in place: ``ink`` is _remove_rules's own copy)
     strokes, ev = _strokes(ink, sigma, pr, p, bilevel)
     return ink, strokes, ev
 
@@ -628,10 +638,10 @@ def clean_area(
         # 10x larger and 2.7x slower to write (an empty area is only looked at, never read).
         img = 255 - ((255 - img) >> 3 << 3)
         return WritingCrop(img, False, (at_x, at_y, bw / p, bh / p), p, ev)
-    rows, cols = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
+    x, y, w, h = cv2.boundingRect(strokes.view(np.uint8))  # the strokes' box
     m = round(MARGIN_MM * p)
-    t0, t1 = max(0, rows[0] - m), min(bh, rows[-1] + m + 1)
-    l0, l1 = max(0, cols[0] - m), min(bw, cols[-1] + m + 1)
+    t0, t1 = max(0, y - m), min(bh, y + h + m)
+    l0, l1 = max(0, x - m), min(bw, x + w + m)
     img = _stretch(ink[t0:t1, l0:l1], strokes[t0:t1, l0:l1], ev["thresholds"][0], p)
     return WritingCrop(img, True, (at_x + l0 / p, at_y + t0 / p, (l1 - l0) / p, (t1 - t0) / p), p, ev)
 

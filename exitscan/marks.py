@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -145,14 +146,10 @@ def ink_map(pass_img: np.ndarray, ref: Reference, region: tuple[int, int, int, i
             paper=ref.paper[y0 * s : y1 * s, x0 * s : x1 * s],
             paper_small=ref.paper_small[y0:y1, x0:x1],
         )
-        ys, xs = slice(y0 * s, y1 * s), slice(x0 * s, x1 * s)
-        out = np.empty(ref.paper.shape, np.float32)  # paper (1.0) written only around the region
-        out[: ys.start] = 1.0
-        out[ys.stop :] = 1.0
-        out[ys, : xs.start] = 1.0
-        out[ys, xs.stop :] = 1.0
-        out[ys, xs] = ink_map(pass_img, sub)
-        return out
+        # The region's map, with paper (1.0) around it (one call: OpenCV fills a border by rows).
+        H, W = ref.paper.shape
+        inner = ink_map(pass_img, sub)
+        return cv2.copyMakeBorder(inner, y0 * s, H - y1 * s, x0 * s, W - x1 * s, cv2.BORDER_CONSTANT, value=1.0)
     h, w = pass_img.shape
     den = ref.paper_small
     size = (den.shape[1], den.shape[0])
@@ -161,13 +158,27 @@ def ink_map(pass_img: np.ndarray, ref: Reference, region: tuple[int, int, int, i
     env = cv2.dilate(paper, np.ones((5, 5), np.uint8))
     known = (env > 0).astype(np.float32)
     if not known.all():  # far from any bare paper: carry the envelope in from around
-        fill = cv2.GaussianBlur(env, (0, 0), 6.0) / np.maximum(cv2.GaussianBlur(known, (0, 0), 6.0), 1e-3)
+        fill = cv2.GaussianBlur(env, (0, 0), 6.0) / _spread_weights(np.packbits(known > 0).tobytes(), known.shape)
         env = np.where(known > 0, env, fill)
         if not (known > 0).any():
             env = np.full_like(env, float(np.percentile(pass_img, 95)))
     bg = cv2.GaussianBlur(env, (0, 0), 1.5)
     bg = cv2.resize(np.maximum(bg, 8.0), (w, h), interpolation=cv2.INTER_LINEAR)
-    return cv2.divide(pass_img.astype(np.float32), bg)
+    return cv2.divide(pass_img, bg, dtype=cv2.CV_32F)
+
+
+@lru_cache(maxsize=16)
+def _spread_weights(known_bits: bytes, shape: tuple[int, int]) -> np.ndarray:
+    """The weights `ink_map` carries the paper's envelope in with: where paper is known
+    (``known_bits``: np.packbits of the (rows, cols) bool map), blurred, floored at 1e-3.
+
+    Where paper is known is the template's bare paper on nearly every pass (unless a whole
+    cell of it reads black), so this blur is made once per template and region, not per pass.
+    """
+    known = np.unpackbits(np.frombuffer(known_bits, np.uint8), count=shape[0] * shape[1]).reshape(shape)
+    weights = np.maximum(cv2.GaussianBlur(known.astype(np.float32), (0, 0), 6.0), 1e-3)
+    weights.setflags(write=False)
+    return weights
 
 
 def _zone_slices(zone: Rect, ref: Reference) -> tuple[slice, slice]:
@@ -190,6 +201,7 @@ class _FaceGeometry:
     angle_bin: np.ndarray  # int: 24 angular sectors around the face's centre
     lum: np.ndarray  # float32: the blank rendering
     printed: np.ndarray  # bool: dark print
+    clear: np.ndarray  # bool: not ``printed`` (where ink can be seen)
     tint: np.ndarray  # bool: the part of ``fill`` printed in a tint (what calibrates it)
     tint_level: float  # the blank rendering's median level over ``tint``
     lum_inside: np.ndarray  # float32: ``lum`` inside the face, +inf outside (paper is 1.0 there)
@@ -224,6 +236,7 @@ def _geometry(ref: Reference, face: Face, row_index: int) -> _FaceGeometry:
             angle_bin=(((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * 24).astype(np.int32) % 24),
             lum=lum,
             printed=printed,
+            clear=~printed,
             tint=tint,
             tint_level=float(np.median(lum[tint])) if tint.any() else 1.0,
             lum_inside=np.where(d < face.radius, lum, np.inf).astype(np.float32),
@@ -286,9 +299,6 @@ def _quantile(values: np.ndarray, q: float) -> float:
     return float(part[lo] + (pos - lo) * (part[hi] - part[lo]))
 
 
-_NEIGHBOURS = np.ones((3, 3), np.float32)
-
-
 def score_face(
     norm: np.ndarray,
     ref: Reference,
@@ -305,10 +315,15 @@ def score_face(
         n = np.where(g.inside, smooth[g.ys, g.xs], n)
     s = ref.px_per_mm
     # Expected level: paper is 1.0; inside the face the tinted fill, as printed on this pass.
-    expected = np.minimum(g.lum_inside * fill_k, 1.0)
-    ink = (n < expected * (1.0 - INK_CONTRAST)) & ~g.printed
-    # Drop isolated specks (JPEG noise, dust): keep pixels with two inked neighbours.
-    neighbours = cv2.filter2D(ink.view(np.uint8), -1, _NEIGHBOURS, borderType=cv2.BORDER_CONSTANT)
+    # (In place: each temporary was a pass over the zone, a dozen zones a page.)
+    expected = g.lum_inside * fill_k
+    np.minimum(expected, 1.0, out=expected)
+    expected *= 1.0 - INK_CONTRAST
+    ink = n < expected
+    ink &= g.clear
+    # Drop isolated specks (JPEG noise, dust): keep pixels with two inked neighbours. (An
+    # integer box sum counts them; filter2D's float kernel took twice the instructions.)
+    neighbours = cv2.boxFilter(ink.view(np.uint8), -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
     ink &= neighbours >= 3
     ink_mm2 = float(np.count_nonzero(ink)) / (s * s)
     inner = np.count_nonzero(ink & g.fill) / g.n_fill if g.n_fill else 0.0
@@ -329,7 +344,7 @@ def _shadow_like(norm: np.ndarray, ref: Reference, face: Face, fill_k: float, ro
     if smooth is not None:
         n = np.where(g.inside, smooth[g.ys, g.xs], n)
     rel = n / np.minimum(g.lum_inside * fill_k, 1.0)
-    ink = (rel < 1.0 - INK_CONTRAST) & ~g.printed
+    ink = (rel < 1.0 - INK_CONTRAST) & g.clear
     if not ink.any() or float(np.median(rel[ink])) < SHADE_DEPTH:
         return False
     tint = rel[g.tint]

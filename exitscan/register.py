@@ -52,7 +52,8 @@ class Marker:
     @cached_property
     def side(self) -> float:
         c = self.corners
-        return float(np.hypot(*(c - np.roll(c, -1, axis=0)).T).mean())
+        d = c - c[[1, 2, 3, 0]]  # each edge (np.roll's overhead was most of this, 16 markers a page)
+        return float(np.hypot(d[:, 0], d[:, 1]).mean())
 
 
 @dataclass(frozen=True)
