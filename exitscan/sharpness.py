@@ -40,7 +40,7 @@ def marker_blur_mm(gray: np.ndarray, marker: Marker, marker_mm: float) -> float 
     """Blur (Gaussian sigma, mm of the page) of one marker's edges in ``gray``; None when the
     marker is too small or too faint to say."""
     c = marker.corners.astype(np.float64)
-    side = float(np.mean(np.linalg.norm(c - np.roll(c, -1, axis=0), axis=1)))
+    side = marker.side
     if side < 8:
         return None
     pad = 0.25 * side
