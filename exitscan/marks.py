@@ -75,6 +75,11 @@ NOMINAL_RADIUS = 8.5
 #: Inked fraction of a tick box's inside that counts as ticked, and below which it is clean.
 TICKED_FRACTION = 0.075
 UNCLEAR_TICK_FRACTION = 0.045
+#: Rows of faces (one per criterion) lie 14 mm apart, their zones touching, and a child's
+#: circle round a face can reach ~1 mm past its zone into the next row's. A stroke that crosses
+#: a zone's top or bottom edge and has more of itself beyond that edge (looked at up to
+#: SPILL_MM past it) than inside belongs to the other row, where it is counted.
+SPILL_MM = 4.0
 #: Paper kept around the zones the reader looks at (mm): the paper level is taken from bare
 #: paper up to ~2 mm away and smoothed over ~4.5 mm, so 8 mm leaves every zone's level as
 #: it is on the whole pass; the rest of the pass (code, writing) is not resampled for marks.
@@ -208,6 +213,8 @@ class _FaceGeometry:
     n_fill: int
     n_tint: int
     n_around: int
+    band: slice  # rows: the zone and SPILL_MM above and below it (a template of several rows)
+    band_paper: np.ndarray  # bool, (band, xs): bare paper of the blank rendering there
 
 
 _GEOMETRY: dict[tuple[str, float, int, int], _FaceGeometry] = {}
@@ -226,6 +233,8 @@ def _geometry(ref: Reference, face: Face, row_index: int) -> _FaceGeometry:
         lum = ref.lum[ys, xs]
         fill = (d < face.radius) & ~printed
         tint = fill & (lum < 0.97)
+        e = round(SPILL_MM * s)
+        band = slice(max(0, ys.start - e), min(ref.lum.shape[0], ys.stop + e))
         g = _FaceGeometry(
             ys=ys,
             xs=xs,
@@ -243,6 +252,8 @@ def _geometry(ref: Reference, face: Face, row_index: int) -> _FaceGeometry:
             n_fill=int(np.count_nonzero(fill)),
             n_around=int(np.count_nonzero((d >= face.radius + 0.6) & (d <= face.radius + 6.0) & ~printed)),
             n_tint=int(np.count_nonzero(tint)),
+            band=band,
+            band_paper=(ref.lum[band, xs] >= 0.97) & ~ref.printed[band, xs],
         )
         _GEOMETRY[key] = g
     return g
@@ -325,6 +336,8 @@ def score_face(
     # integer box sum counts them; filter2D's float kernel took twice the instructions.)
     neighbours = cv2.boxFilter(ink.view(np.uint8), -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
     ink &= neighbours >= 3
+    if len(ref.template.ratings) > 1 and (ink[0].any() or ink[-1].any()):
+        ink = _without_spill(ink, norm, g)
     ink_mm2 = float(np.count_nonzero(ink)) / (s * s)
     inner = np.count_nonzero(ink & g.fill) / g.n_fill if g.n_fill else 0.0
     density = np.count_nonzero(ink & g.around) / g.n_around if g.n_around else 0.0
@@ -335,6 +348,22 @@ def score_face(
     else:
         ring = 0.0
     return FaceScore(face.name, ink_mm2, inner, ring, density)
+
+
+def _without_spill(ink: np.ndarray, norm: np.ndarray, g: _FaceGeometry) -> np.ndarray:
+    """``ink`` (the zone's) without the strokes that cross its top or bottom edge and lie
+    mostly beyond it: on a pass with a row of faces per criterion, a child's circle round a
+    face of the next row reaches into this one's zone (`SPILL_MM`)."""
+    band = norm[g.band, g.xs] < 1.0 - INK_CONTRAST
+    band &= g.band_paper
+    top = g.ys.start - g.band.start
+    band[top : top + ink.shape[0]] = ink
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(band.view(np.uint8), connectivity=8)
+    within = labels[top : top + ink.shape[0]]
+    inside = np.bincount(within.ravel(), minlength=n)
+    beyond = stats[:, cv2.CC_STAT_AREA] - inside > inside  # more of it outside than in
+    beyond[0] = False
+    return ink & ~beyond[within] if beyond.any() else ink
 
 
 def _shadow_like(norm: np.ndarray, ref: Reference, face: Face, fill_k: float, row_index: int, smooth: np.ndarray | None) -> bool:

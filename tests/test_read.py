@@ -418,6 +418,49 @@ def test_a_faint_second_mark_beside_a_clear_one_is_never_ignored():
     assert not got.confident and "smaller mark near orange" in got.reason
 
 
+def _ring(norm: np.ndarray, ref, centre_mm, radius_mm: float, level: float = 0.2) -> None:
+    """A pen circle (~0.4 mm wide) of ``radius_mm`` round ``centre_mm``."""
+    s = ref.px_per_mm
+    cv2.circle(norm, (round(centre_mm[0] * s), round(centre_mm[1] * s)), round(radius_mm * s), level, 2, cv2.LINE_8)
+
+
+def test_a_big_circle_in_the_next_criterion_row_is_not_a_mark_in_this_one():
+    """Criteria rows lie 14 mm apart: a child's big circle round a face of row 2 reaches into
+    row 1's zone. It is row 2's mark; row 1 reads its own circle alone."""
+    from exitscan.marks import read_row
+
+    t = load_template("criteria")
+    norm, ref = _blank_norm("criteria")
+    first, second = t.ratings[0], t.ratings[1]
+    _ring(norm, ref, first.faces[2].centre, 6.0)  # row 1: red circled
+    _ring(norm, ref, second.faces[1].centre, 7.6)  # row 2: orange circled, its top 0.6 mm into row 1's zone
+    got = read_row(norm, ref, first, 0)
+    assert got.scores[1].ink_mm2 == 0.0, got.scores
+    assert (got.rating, got.confident) == ("red", True), got
+    below = read_row(norm, ref, second, 1)  # the circle still counts, whole, for its own row
+    assert below.scores[1].ring > 0.6  # (the zone clips a 7.6-mm circle at its sides)
+    assert (below.rating, below.confident) == ("orange", True), below
+
+
+def test_a_mark_that_is_mostly_in_its_own_zone_is_kept_though_it_crosses_into_the_next_row():
+    """Only what lies mostly beyond the zone's edge goes to the other row: a tick on row 1's
+    orange that runs past the zone's bottom edge is still a second mark in row 1."""
+    from exitscan.marks import read_row
+
+    t = load_template("criteria")
+    norm, ref = _blank_norm("criteria")
+    first = t.ratings[0]
+    _ring(norm, ref, first.faces[2].centre, 6.0)  # red circled
+    orange = first.faces[1]
+    s = ref.px_per_mm
+    x = round((orange.centre[0] + orange.radius + 1.0) * s)
+    y0, y1 = round((orange.centre[1] + 2.0) * s), round((orange.zone.bottom + 1.5) * s)
+    cv2.line(norm, (x, y0), (x, y1), 0.2, 2)  # 6.5 mm of stroke: 5 mm in the zone, 1.5 below it
+    got = read_row(norm, ref, first, 0)
+    assert got.scores[1].ink_mm2 > 1.0, got.scores
+    assert not got.confident and "orange" in got.reason, got
+
+
 @pytest.mark.parametrize("cut", [0.5, 0.6, 0.7])
 def test_on_a_1_bit_scan_the_print_is_never_taken_for_a_mark(cut):
     """A black-and-white copier's print comes out a pixel fatter than the blank rendering's.
