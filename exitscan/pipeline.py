@@ -32,8 +32,8 @@ from exitscan.workbook import write_workbook
 #: Said once when pages were scanned in black and white: what the reader cannot see, it cannot flag.
 BILEVEL_WARNING = (
     "{n} page{s} scanned in black and white (1-bit): a light-coloured pen (an orange or yellow felt "
-    "tip) can vanish from such a scan entirely, and a pass with one of two marks gone looks like a "
-    "clear answer. Scan in greyscale or colour to be sure."
+    "tip) or a light pencil can vanish from such a scan, wholly or all but a few dots, and a pass "
+    "with one of two marks gone looks like a clear answer. Scan in greyscale or colour to be sure."
 )
 
 #: Said once when photos were blurred (`exitscan.sharpness`): the drafts of their handwriting
